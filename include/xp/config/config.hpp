@@ -1,0 +1,67 @@
+#pragma once
+// The whole run configuration. Every field is an input-deck key of the same name (inputs/README.md);
+// deck.hpp fills these from a TOML deck plus key=value overrides and validates them together.
+#include <cstdint>
+#include <string>
+
+namespace xp {
+
+struct ModelConfig {
+  std::string model = "custom";  // preset name: gpt2, gpt2-medium, gpt2-large, gpt2-xl, or custom
+  int n_layer = 2;
+  int n_head = 2;
+  int n_embd = 64;
+  int seq_len = 64;              // context length T (rows of the position embedding)
+  int vocab_size = 256;          // real vocabulary V; logits are padded to padded_vocab()
+
+  int head_size() const { return n_embd / n_head; }
+  // GPT-2's 50257 becomes 50304: matmuls over the vocabulary get friendly sizes.
+  int padded_vocab() const { return (vocab_size + 127) / 128 * 128; }
+};
+
+struct TrainConfig {
+  int64_t steps = 100;
+  uint64_t seed = 1337;
+  int batch_size = 4;            // sequences per micro-batch per data-parallel replica
+  int grad_accum_steps = 1;
+  double lr = 6e-4;              // peak learning rate, reached after warmup_steps
+  double min_lr = 0.0;           // end of the cosine decay, as an absolute learning rate
+  int64_t warmup_steps = 0;
+  double weight_decay = 0.1;     // decoupled, on 2-D weight matrices only
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double grad_clip_norm = 1.0;   // <= 0 (deck value "none") disables clipping
+  double init_std = 0.02;
+};
+
+struct DataConfig {
+  std::string train_data;        // glob of llm.c token shards; empty = the built-in synthetic source
+  std::string val_data;          // glob; empty = synthetic validation stream (or none with shard data)
+  int64_t eval_every = 0;        // steps between validation passes; 0 = never
+  int eval_batches = 4;          // micro-batches per replica in one validation pass
+  int synthetic_branching = 4;   // successors per token in the synthetic source; loss floor ln(this)
+};
+
+struct ParallelConfig {
+  int tp_size = 0;               // 0 = auto
+  int pp_stages = 0;             // 0 = auto
+  int dp_size = 0;               // 0 = auto (world / (tp * pp))
+  int threads = 0;               // host threads per rank for BLAS; 0 = cores / ranks on this host
+};
+
+struct RunConfig {
+  std::string run_dir = "runs/default";
+  int64_t log_every = 1;         // console line every this many steps (metrics.jsonl gets every step)
+  double peak_tflops = 0.0;      // per-rank peak for MFU; 0 = from the device table
+};
+
+struct Config {
+  ModelConfig model;
+  TrainConfig train;
+  DataConfig data;
+  ParallelConfig parallel;
+  RunConfig run;
+};
+
+}  // namespace xp

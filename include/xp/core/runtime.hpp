@@ -1,0 +1,32 @@
+#pragma once
+// Process-wide start-up and shutdown (MPI, then Kokkos), and the rule for set-up errors: every rank
+// runs set-up, and if any rank meets an InputError all ranks learn it, so none hangs in a collective.
+#include <functional>
+#include <string>
+
+#include <mpi.h>
+
+namespace xp {
+
+class Runtime {
+ public:
+  Runtime(int& argc, char**& argv);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+ private:
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+// Runs `setup` on every rank of `comm`. If it throws InputError on any rank, every rank throws an
+// InputError carrying the message of the lowest failing rank, prefixed with that rank.
+void agree_on_setup(MPI_Comm comm, const std::function<void()>& setup);
+
+// Number of ranks of `comm` on this host (they share its cores).
+int ranks_on_this_host(MPI_Comm comm);
+
+}  // namespace xp

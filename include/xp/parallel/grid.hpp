@@ -1,0 +1,55 @@
+#pragma once
+// The parallel layout: world = dp × pp × tp, one object that owns the communicators. Passed
+// explicitly, never global. Tensor-parallel ranks are adjacent, pipeline neighbours tp apart,
+// data-parallel replicas tp·pp apart. Example, 8 ranks, tp = 2, pp = 2, dp = 2:
+//
+//     tp groups: [0,1] [2,3] [4,5] [6,7]
+//     pp groups: [0,2] [1,3] [4,6] [5,7]      (stage 0 → stage 1)
+//     dp groups: [0,4] [1,5] [2,6] [3,7]
+#include <cstdint>
+#include <string>
+
+#include <mpi.h>
+
+#include "xp/config/config.hpp"
+
+namespace xp {
+
+struct Layout {
+  int dp = 1;
+  int tp = 1;
+  int pp = 1;
+};
+
+// Resolves `auto` (0) degrees for `world_size` ranks and a model of `parameters` parameters, then
+// checks tp × pp × dp = world. Throws InputError naming every factor.
+Layout resolve_layout(const ParallelConfig& parallel, const ModelConfig& model, int world_size,
+                      int64_t parameters);
+
+class ParallelGrid {
+ public:
+  ParallelGrid(MPI_Comm world, const Layout& layout);
+  ~ParallelGrid();
+  ParallelGrid(const ParallelGrid&) = delete;
+  ParallelGrid& operator=(const ParallelGrid&) = delete;
+
+  const Layout& layout() const { return layout_; }
+  int world_rank() const { return world_rank_; }
+  int world_size() const { return layout_.dp * layout_.tp * layout_.pp; }
+  int dp_rank() const { return dp_rank_; }
+  int tp_rank() const { return tp_rank_; }
+  int pp_rank() const { return pp_rank_; }
+  MPI_Comm world() const { return world_; }
+  MPI_Comm dp_comm() const { return dp_comm_; }
+  MPI_Comm tp_comm() const { return tp_comm_; }
+  MPI_Comm pp_comm() const { return pp_comm_; }
+  std::string describe() const;  // "dp=2 tp=1 pp=1"
+
+ private:
+  Layout layout_;
+  MPI_Comm world_;
+  int world_rank_ = 0, dp_rank_ = 0, tp_rank_ = 0, pp_rank_ = 0;
+  MPI_Comm dp_comm_ = MPI_COMM_NULL, tp_comm_ = MPI_COMM_NULL, pp_comm_ = MPI_COMM_NULL;
+};
+
+}  // namespace xp

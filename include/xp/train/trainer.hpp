@@ -1,0 +1,52 @@
+#pragma once
+// One training run: set-up (layout, model, data, optimizer, metrics), then optimizer steps.
+#include <memory>
+#include <vector>
+
+#include <mpi.h>
+
+#include "xp/config/config.hpp"
+#include "xp/io/token_source.hpp"
+#include "xp/model/gpt2.hpp"
+#include "xp/parallel/grid.hpp"
+#include "xp/train/metrics.hpp"
+#include "xp/train/optimizer.hpp"
+
+namespace xp {
+
+struct StepResult {
+  double loss = 0.0;       // mean over the global batch, before the update
+  double grad_norm = 0.0;  // global, before clipping
+  double lr = 0.0;
+  double ms = 0.0;
+};
+
+class Trainer {
+ public:
+  // Collective over `world`. Input problems (layout, data files, run_dir) throw InputError on every rank.
+  Trainer(const Config& config, MPI_Comm world);
+
+  StepResult step();                      // one optimizer step
+  double evaluate();                      // mean validation loss; < 0 when there is no validation data
+  std::vector<double> run();              // all remaining steps with logging; returns the losses
+
+  const ParallelGrid& grid() const { return *grid_; }
+  GPT2& model() { return *model_; }
+  int64_t steps_done() const { return steps_done_; }
+  int64_t global_batch_sequences() const;
+
+ private:
+  Config config_;
+  std::unique_ptr<ParallelGrid> grid_;
+  std::unique_ptr<GPT2> model_;
+  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<TokenSource> train_data_, val_data_;
+  std::unique_ptr<MetricsLog> metrics_;
+  std::vector<int32_t> sequences_;  // host rows (batch_size, T+1)
+  int64_t steps_done_ = 0;
+};
+
+// BLAS threads for this rank: `threads`, or the host's cores shared among its ranks.
+int host_threads(int threads, MPI_Comm world);
+
+}  // namespace xp

@@ -1,0 +1,180 @@
+// The table of input-deck keys: name, table, type, help, and how each sets and shows its field.
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "xp/config/deck.hpp"
+#include "xp/core/error.hpp"
+
+namespace xp {
+namespace {
+
+template <class T>
+using Field = T& (*)(Config&);
+
+std::string show_float(double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.10g", value);
+  std::string out = text;
+  // TOML needs a '.' or exponent to read a float back as a float.
+  if (out.find_first_of(".eEn") == std::string::npos) out += ".0";
+  return out;
+}
+
+[[noreturn]] void bad_value(const DeckValue& value, const std::string& key, const std::string& expected) {
+  throw InputError(value.where + ": key '" + key + "' expects " + expected + ", got " + value.text);
+}
+
+// Integer key; `auto_word` (if not empty) is accepted and stored as 0.
+template <class T>
+DeckKey integer_key(const char* name, const char* section, const char* help, Field<T> field,
+                    int64_t min, const char* auto_word = "") {
+  const std::string auto_text = auto_word;
+  std::string type = "integer >= " + std::to_string(min);
+  if (!auto_text.empty()) type += " | " + auto_text;
+  DeckKey key{name, section, type, help, nullptr, nullptr};
+  key.set = [name, min, auto_text, type, field](Config& config, const DeckValue& value) {
+    if (!auto_text.empty() && value.kind == DeckValue::Kind::String && value.text == auto_text) {
+      field(config) = 0;
+      return;
+    }
+    constexpr auto max = std::numeric_limits<T>::max();
+    const bool too_big = max < static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) &&
+                         value.integer > static_cast<int64_t>(max);
+    if (value.kind != DeckValue::Kind::Integer || value.integer < min || too_big)
+      bad_value(value, name, type);
+    field(config) = static_cast<T>(value.integer);
+  };
+  key.show = [auto_text, field](const Config& config) {
+    T current = field(const_cast<Config&>(config));
+    if (!auto_text.empty() && current == 0) return "\"" + auto_text + "\"";
+    return std::to_string(current);
+  };
+  return key;
+}
+
+// Float key in [min, max]; `off_word` (if not empty) is accepted and stored as 0.
+DeckKey float_key(const char* name, const char* section, const char* help, Field<double> field,
+                  double min, double max, const char* off_word = "") {
+  const std::string off_text = off_word;
+  std::string type = "float in [" + show_float(min) + ", " +
+                     (std::isinf(max) ? std::string("inf") : show_float(max)) + "]";
+  if (!off_text.empty()) type += " | " + off_text;
+  DeckKey key{name, section, type, help, nullptr, nullptr};
+  key.set = [name, min, max, off_text, type, field](Config& config, const DeckValue& value) {
+    if (!off_text.empty() && value.kind == DeckValue::Kind::String && value.text == off_text) {
+      field(config) = 0.0;
+      return;
+    }
+    double number = 0.0;
+    if (value.kind == DeckValue::Kind::Float) number = value.real;
+    else if (value.kind == DeckValue::Kind::Integer) number = static_cast<double>(value.integer);
+    else bad_value(value, name, type);
+    if (!std::isfinite(number) || number < min || number > max) bad_value(value, name, type);
+    field(config) = number;
+  };
+  key.show = [off_text, field](const Config& config) {
+    double current = field(const_cast<Config&>(config));
+    if (!off_text.empty() && current <= 0.0) return "\"" + off_text + "\"";
+    return show_float(current);
+  };
+  return key;
+}
+
+DeckKey string_key(const char* name, const char* section, const char* help, Field<std::string> field) {
+  DeckKey key{name, section, "string", help, nullptr, nullptr};
+  key.set = [name, field](Config& config, const DeckValue& value) {
+    if (value.kind != DeckValue::Kind::String) bad_value(value, name, "a string");
+    field(config) = value.text;
+  };
+  key.show = [field](const Config& config) { return "\"" + field(const_cast<Config&>(config)) + "\""; };
+  return key;
+}
+
+std::vector<DeckKey> make_keys() {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  std::vector<DeckKey> keys;
+  DeckKey model{"model", "model", "string", "preset: gpt2 (124M), gpt2-medium (350M), gpt2-large (774M), "
+                "gpt2-xl (1.5B) or custom; explicit shape keys override it", nullptr, nullptr};
+  model.set = [](Config& config, const DeckValue& value) {
+    if (value.kind != DeckValue::Kind::String) bad_value(value, "model", "a preset name string");
+    apply_model_preset(value.text, config.model, value.where);
+  };
+  model.show = [](const Config& config) { return "\"" + config.model.model + "\""; };
+  keys.push_back(model);
+  keys.push_back(integer_key<int>("n_layer", "model", "transformer blocks",
+                                  [](Config& c) -> int& { return c.model.n_layer; }, 1));
+  keys.push_back(integer_key<int>("n_head", "model", "attention heads (divides n_embd)",
+                                  [](Config& c) -> int& { return c.model.n_head; }, 1));
+  keys.push_back(integer_key<int>("n_embd", "model", "model width C",
+                                  [](Config& c) -> int& { return c.model.n_embd; }, 1));
+  keys.push_back(integer_key<int>("seq_len", "model", "context length T of model and batches",
+                                  [](Config& c) -> int& { return c.model.seq_len; }, 1));
+  keys.push_back(integer_key<int>("vocab_size", "model", "vocabulary V (padded to a multiple of 128 inside)",
+                                  [](Config& c) -> int& { return c.model.vocab_size; }, 2));
+
+  keys.push_back(integer_key<int64_t>("steps", "train", "optimizer steps to run",
+                                      [](Config& c) -> int64_t& { return c.train.steps; }, 1));
+  keys.push_back(integer_key<uint64_t>("seed", "train", "seed of initial weights and synthetic data",
+                                       [](Config& c) -> uint64_t& { return c.train.seed; }, 0));
+  keys.push_back(integer_key<int>("batch_size", "train", "sequences per micro-batch per data-parallel replica",
+                                  [](Config& c) -> int& { return c.train.batch_size; }, 1));
+  keys.push_back(integer_key<int>("grad_accum_steps", "train", "micro-batches accumulated per optimizer step",
+                                  [](Config& c) -> int& { return c.train.grad_accum_steps; }, 1));
+  keys.push_back(float_key("lr", "train", "peak learning rate (after warmup)",
+                           [](Config& c) -> double& { return c.train.lr; }, 0.0, 10.0));
+  keys.push_back(float_key("min_lr", "train", "learning rate at the end of the cosine decay",
+                           [](Config& c) -> double& { return c.train.min_lr; }, 0.0, 10.0));
+  keys.push_back(integer_key<int64_t>("warmup_steps", "train", "linear warmup steps",
+                                      [](Config& c) -> int64_t& { return c.train.warmup_steps; }, 0));
+  keys.push_back(float_key("weight_decay", "train", "AdamW decoupled weight decay on 2-D weights",
+                           [](Config& c) -> double& { return c.train.weight_decay; }, 0.0, 10.0));
+  keys.push_back(float_key("beta1", "train", "AdamW first-moment decay",
+                           [](Config& c) -> double& { return c.train.beta1; }, 0.0, 0.999999));
+  keys.push_back(float_key("beta2", "train", "AdamW second-moment decay",
+                           [](Config& c) -> double& { return c.train.beta2; }, 0.0, 0.999999));
+  keys.push_back(float_key("eps", "train", "AdamW epsilon",
+                           [](Config& c) -> double& { return c.train.eps; }, 1e-30, 1.0));
+  keys.push_back(float_key("grad_clip_norm", "train", "global gradient-norm clip; none disables",
+                           [](Config& c) -> double& { return c.train.grad_clip_norm; }, 1e-12, inf, "none"));
+  keys.push_back(float_key("init_std", "train", "std of the normal initial weights",
+                           [](Config& c) -> double& { return c.train.init_std; }, 1e-12, 10.0));
+
+  keys.push_back(string_key("train_data", "data", "glob of token shards (llm.c format); empty = synthetic",
+                            [](Config& c) -> std::string& { return c.data.train_data; }));
+  keys.push_back(string_key("val_data", "data", "glob of validation shards; empty = synthetic or none",
+                            [](Config& c) -> std::string& { return c.data.val_data; }));
+  keys.push_back(integer_key<int64_t>("eval_every", "data", "steps between validation passes; 0 = never",
+                                      [](Config& c) -> int64_t& { return c.data.eval_every; }, 0));
+  keys.push_back(integer_key<int>("eval_batches", "data", "micro-batches per replica in a validation pass",
+                                  [](Config& c) -> int& { return c.data.eval_batches; }, 1));
+  keys.push_back(integer_key<int>("synthetic_branching", "data",
+                                  "successors per token of the synthetic source (loss floor ln of it)",
+                                  [](Config& c) -> int& { return c.data.synthetic_branching; }, 1));
+
+  keys.push_back(integer_key<int>("tp_size", "parallel", "tensor-parallel ranks",
+                                  [](Config& c) -> int& { return c.parallel.tp_size; }, 1, "auto"));
+  keys.push_back(integer_key<int>("pp_stages", "parallel", "pipeline stages",
+                                  [](Config& c) -> int& { return c.parallel.pp_stages; }, 1, "auto"));
+  keys.push_back(integer_key<int>("dp_size", "parallel", "data-parallel replicas",
+                                  [](Config& c) -> int& { return c.parallel.dp_size; }, 1, "auto"));
+  keys.push_back(integer_key<int>("threads", "parallel", "host BLAS threads per rank",
+                                  [](Config& c) -> int& { return c.parallel.threads; }, 1, "auto"));
+
+  keys.push_back(string_key("run_dir", "run", "directory for metrics.jsonl and config.toml",
+                            [](Config& c) -> std::string& { return c.run.run_dir; }));
+  keys.push_back(integer_key<int64_t>("log_every", "run", "console line every this many steps",
+                                      [](Config& c) -> int64_t& { return c.run.log_every; }, 1));
+  keys.push_back(float_key("peak_tflops", "run", "per-rank peak TFLOP/s for MFU; auto = device table",
+                           [](Config& c) -> double& { return c.run.peak_tflops; }, 1e-6, 1e6, "auto"));
+  return keys;
+}
+
+}  // namespace
+
+const std::vector<DeckKey>& deck_keys() {
+  static const std::vector<DeckKey> keys = make_keys();
+  return keys;
+}
+
+}  // namespace xp

@@ -1,0 +1,54 @@
+#include "xp/core/runtime.hpp"
+
+#include <Kokkos_Core.hpp>
+
+#include "xp/core/error.hpp"
+
+namespace xp {
+
+Runtime::Runtime(int& argc, char**& argv) {
+  XP_MPI_CHECK(MPI_Init(&argc, &argv));
+  // Errors in MPI calls come back to XP_MPI_CHECK, which names the call before aborting.
+  XP_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  XP_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+  XP_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
+  Kokkos::initialize(argc, argv);
+}
+
+Runtime::~Runtime() {
+  Kokkos::finalize();
+  MPI_Finalize();
+}
+
+void agree_on_setup(MPI_Comm comm, const std::function<void()>& setup) {
+  int rank = 0, size = 1;
+  XP_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  XP_MPI_CHECK(MPI_Comm_size(comm, &size));
+  std::string message;
+  int failed_rank = size;
+  try {
+    setup();
+  } catch (const InputError& error) {
+    message = error.what();
+    failed_rank = rank;
+  }
+  int first_failed = size;
+  XP_MPI_CHECK(MPI_Allreduce(&failed_rank, &first_failed, 1, MPI_INT, MPI_MIN, comm));
+  if (first_failed == size) return;
+  int length = static_cast<int>(message.size());
+  XP_MPI_CHECK(MPI_Bcast(&length, 1, MPI_INT, first_failed, comm));
+  message.resize(length);
+  XP_MPI_CHECK(MPI_Bcast(message.data(), length, MPI_CHAR, first_failed, comm));
+  throw InputError("rank " + std::to_string(first_failed) + ": " + message);
+}
+
+int ranks_on_this_host(MPI_Comm comm) {
+  MPI_Comm host;
+  XP_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host));
+  int size = 1;
+  XP_MPI_CHECK(MPI_Comm_size(host, &size));
+  XP_MPI_CHECK(MPI_Comm_free(&host));
+  return size;
+}
+
+}  // namespace xp

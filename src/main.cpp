@@ -1,0 +1,53 @@
+// xp_train: parses the command line and drives the xp_core library.
+//   mpirun -np N xp_train [deck.in] [key=value ...]      xp_train --help
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "xp/config/deck.hpp"
+#include "xp/core/error.hpp"
+#include "xp/core/runtime.hpp"
+#include "xp/train/trainer.hpp"
+
+namespace {
+
+void print_help() {
+  std::printf(
+      "usage: mpirun -np N xp_train [DECK.in] [key=value ...]\n\n"
+      "Trains a GPT-2-family model. DECK.in is a TOML input deck; key=value arguments override it.\n"
+      "Keys may sit at the top level of the deck or in the table shown below. See inputs/README.md.\n%s",
+      xp::describe_keys().c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      print_help();
+      return 0;
+    }
+  xp::Runtime runtime(argc, argv);
+  std::string deck;
+  std::vector<std::string> overrides;
+  try {
+    xp::agree_on_setup(MPI_COMM_WORLD, [&] {
+      for (int i = 1; i < argc; ++i) {
+        const std::string argument = argv[i];
+        if (argument.find('=') != std::string::npos) overrides.push_back(argument);
+        else if (argument.rfind("-", 0) == 0) throw xp::InputError("unknown option '" + argument + "' (try --help)");
+        else if (deck.empty()) deck = argument;
+        else throw xp::InputError("more than one input deck: '" + deck + "' and '" + argument + "'");
+      }
+    });
+    xp::Config config;
+    xp::agree_on_setup(MPI_COMM_WORLD, [&] { config = xp::load_config(deck, overrides); });
+    xp::Trainer trainer(config, MPI_COMM_WORLD);
+    trainer.run();
+  } catch (const xp::InputError& error) {
+    if (runtime.rank() == 0) std::fprintf(stderr, "xp_train: error: %s\n", error.what());
+    return 2;
+  }
+  return 0;
+}

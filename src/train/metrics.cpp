@@ -1,0 +1,97 @@
+#include "xp/train/metrics.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "xp/core/error.hpp"
+
+namespace xp {
+
+double training_flops_per_token(const ModelConfig& model) {
+  const double C = model.n_embd, L = model.n_layer;
+  const double matmul_weights = 12.0 * L * C * C + static_cast<double>(model.padded_vocab()) * C;
+  return 6.0 * matmul_weights + 12.0 * L * model.seq_len * C;
+}
+
+double host_peak_flops(int threads) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  double mhz = 0.0;
+  bool avx512 = false, avx2 = false, fma = false;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("cpu MHz", 0) == 0) mhz = std::max(mhz, std::stod(line.substr(line.find(':') + 1)));
+    if (line.rfind("flags", 0) == 0) {
+      std::istringstream flags(line.substr(line.find(':') + 1));
+      for (std::string flag; flags >> flag;) {
+        avx512 |= flag == "avx512f";
+        avx2 |= flag == "avx2";
+        fma |= flag == "fma";
+      }
+    }
+  }
+  if (mhz <= 0.0) mhz = 3000.0;  // no clock reported: assume a high one, so MFU errs low
+  const double flops_per_cycle = avx512 ? 64.0 : (avx2 && fma) ? 32.0 : 8.0;
+  return threads * mhz * 1e6 * flops_per_cycle;
+}
+
+MetricsLog::MetricsLog(const Config& config, const Layout& layout, int64_t tokens_per_step,
+                       double peak_flops_per_rank, bool writer)
+    : config_(config), layout_(layout), tokens_per_step_(tokens_per_step),
+      flops_per_token_(training_flops_per_token(config.model)), peak_flops_per_rank_(peak_flops_per_rank),
+      writer_(writer) {
+  if (!writer_) return;
+  const std::string path = config.run.run_dir + "/metrics.jsonl";
+  jsonl_ = std::fopen(path.c_str(), "w");
+  XP_REQUIRE(jsonl_, "cannot write '" + path + "': " + std::strerror(errno));
+}
+
+MetricsLog::~MetricsLog() {
+  if (jsonl_) std::fclose(jsonl_);
+}
+
+void MetricsLog::message(const std::string& text) const {
+  if (!writer_) return;
+  std::printf("%s\n", text.c_str());
+  std::fflush(stdout);
+}
+
+void MetricsLog::record(const StepRecord& r) {
+  const int ranks = layout_.dp * layout_.tp * layout_.pp;
+  const double seconds = r.ms / 1000.0;
+  const double tokens_per_s = tokens_per_step_ / seconds;
+  const double flops = flops_per_token_ * tokens_per_step_ / seconds;  // whole job
+  const double mfu = flops / (peak_flops_per_rank_ * ranks);
+  // The first step pays one-off costs (page faults, BLAS start-up); the ETA leaves it out.
+  if (r.step > 1) {
+    total_ms_ += r.ms;
+    ++timed_steps_;
+  }
+  const double mean_ms = timed_steps_ > 0 ? total_ms_ / timed_steps_ : r.ms;
+  const double eta_s = (config_.train.steps - r.step) * mean_ms / 1000.0;
+  if (!writer_) return;
+
+  if (r.step % config_.run.log_every == 0 || r.step == config_.train.steps || r.val_loss >= 0.0) {
+    char val[48] = "";
+    if (r.val_loss >= 0.0) std::snprintf(val, sizeof val, " | val %.4f", r.val_loss);
+    std::printf("step %6lld/%lld | loss %.4f%s | lr %.3e | norm %.3f | %.1f ms | %.0f tok/s | %.3f TFLOP/s | "
+                "MFU %.1f%% | dp=%d tp=%d pp=%d | ETA %.0f s\n",
+                static_cast<long long>(r.step), static_cast<long long>(config_.train.steps), r.loss, val, r.lr,
+                r.grad_norm, r.ms, tokens_per_s, flops / 1e12, 100.0 * mfu, layout_.dp, layout_.tp, layout_.pp,
+                eta_s);
+    std::fflush(stdout);
+  }
+  std::fprintf(jsonl_,
+               "{\"step\": %lld, \"loss\": %.7g, \"lr\": %.7g, \"grad_norm\": %.7g, \"ms\": %.4f, "
+               "\"tokens_per_s\": %.2f, \"tokens_per_s_per_rank\": %.2f, \"tflops\": %.6g, \"mfu\": %.6g, "
+               "\"dp\": %d, \"tp\": %d, \"pp\": %d, \"eta_s\": %.1f",
+               static_cast<long long>(r.step), r.loss, r.lr, r.grad_norm, r.ms, tokens_per_s, tokens_per_s / ranks,
+               flops / 1e12, mfu, layout_.dp, layout_.tp, layout_.pp, eta_s);
+  if (r.val_loss >= 0.0) std::fprintf(jsonl_, ", \"val_loss\": %.7g", r.val_loss);
+  std::fprintf(jsonl_, "}\n");
+  std::fflush(jsonl_);
+}
+
+}  // namespace xp
