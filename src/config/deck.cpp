@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -68,6 +69,9 @@ void add_setting(Settings& settings, const std::string& name, DeckValue value) {
 void read_deck(const std::string& path, Settings& settings) {
   std::ifstream probe(path);
   if (!probe) throw InputError("cannot read input deck '" + path + "': " + std::strerror(errno));
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error))
+    throw InputError("cannot read input deck '" + path + "': not a regular file");
   toml::table deck;
   try {
     deck = toml::parse_file(path);
@@ -82,7 +86,7 @@ void read_deck(const std::string& path, Settings& settings) {
         const std::string leaf(raw_leaf.str());
         const std::string leaf_where = location(path, leaf_node.source());
         const DeckKey* key = find_key(leaf);
-        if (!key) unknown_key(leaf_where, name + "." + leaf);
+        if (!key) unknown_key(leaf_where, leaf);
         if (key->section != name)
           throw InputError(leaf_where + ": key '" + leaf + "' belongs in table [" + key->section +
                            "] (or at the top level), not [" + name + "]");
@@ -104,8 +108,15 @@ void read_override(const std::string& argument, Settings& settings) {
     throw InputError(where + ": expected key=value");
   std::string name = argument.substr(0, equals);
   const std::string text = argument.substr(equals + 1);
-  if (const auto dot = name.rfind('.'); dot != std::string::npos) name = name.substr(dot + 1);
-  if (!find_key(name)) unknown_key(where, name);
+  std::string table;
+  if (const auto dot = name.rfind('.'); dot != std::string::npos) {
+    table = name.substr(0, dot);
+    name = name.substr(dot + 1);
+  }
+  const DeckKey* key = find_key(name);
+  if (!key) unknown_key(where, name);
+  if (!table.empty() && table != key->section)
+    throw InputError(where + ": key '" + name + "' belongs in table [" + key->section + "], not [" + table + "]");
   DeckValue value;
   try {
     toml::table parsed = toml::parse("value = " + text);
@@ -207,7 +218,7 @@ std::string describe_keys() {
       out += "\n[" + section + "]\n";
     }
     char line[512];
-    std::snprintf(line, sizeof line, "  %-20s %-28s default %-12s %s\n", key.name.c_str(), key.type.c_str(),
+    std::snprintf(line, sizeof line, "  %-20s %-36s default %-15s %s\n", key.name.c_str(), key.type.c_str(),
                   key.show(defaults).c_str(), key.help.c_str());
     out += line;
   }

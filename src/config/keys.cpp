@@ -1,6 +1,7 @@
 // The table of input-deck keys: name, table, type, help, and how each sets and shows its field.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "xp/config/deck.hpp"
@@ -13,12 +14,34 @@ template <class T>
 using Field = T& (*)(Config&);
 
 std::string show_float(double value) {
+  // The shortest text that reads back as the same double.
   char text[64];
-  std::snprintf(text, sizeof text, "%.10g", value);
+  for (int digits = 6; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof text, "%.*g", digits, value);
+    if (std::strtod(text, nullptr) == value) break;
+  }
   std::string out = text;
   // TOML needs a '.' or exponent to read a float back as a float.
   if (out.find_first_of(".eEn") == std::string::npos) out += ".0";
   return out;
+}
+
+// A TOML basic string: quotes, backslashes and control characters escaped.
+std::string quote(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned char>(c));
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
 }
 
 [[noreturn]] void bad_value(const DeckValue& value, const std::string& key, const std::string& expected) {
@@ -87,7 +110,7 @@ DeckKey string_key(const char* name, const char* section, const char* help, Fiel
     if (value.kind != DeckValue::Kind::String) bad_value(value, name, "a string");
     field(config) = value.text;
   };
-  key.show = [field](const Config& config) { return "\"" + field(const_cast<Config&>(config)) + "\""; };
+  key.show = [field](const Config& config) { return quote(field(const_cast<Config&>(config))); };
   return key;
 }
 
@@ -100,7 +123,7 @@ std::vector<DeckKey> make_keys() {
     if (value.kind != DeckValue::Kind::String) bad_value(value, "model", "a preset name string");
     apply_model_preset(value.text, config.model, value.where);
   };
-  model.show = [](const Config& config) { return "\"" + config.model.model + "\""; };
+  model.show = [](const Config& config) { return quote(config.model.model); };
   keys.push_back(model);
   keys.push_back(integer_key<int>("n_layer", "model", "transformer blocks",
                                   [](Config& c) -> int& { return c.model.n_layer; }, 1));

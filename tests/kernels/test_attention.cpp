@@ -1,0 +1,105 @@
+// attention_fwd / attention_bwd against float64 causal multi-head attention and its finite differences.
+#include "xp/kernels/attention.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/reference.hpp"
+
+namespace xp::test {
+namespace {
+
+constexpr int B = 2, T = 5, C = 8, NH = 2, HS = C / NH;
+
+struct Attended {
+  Doubles out, att;
+};
+
+// softmax_{t2 ≤ t}(q_t · k_t2 / √HS) weights v_t2, per batch row and head; future positions weigh 0.
+Attended attention_reference(const Doubles& qkv) {
+  Attended result{Doubles(B * T * C, 0.0), Doubles(B * NH * T * T, 0.0)};
+  const auto at = [&](int b, int t, int part, int h, int i) {
+    return qkv[(b * T + t) * 3 * C + part * C + h * HS + i];
+  };
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < NH; ++h)
+      for (int t = 0; t < T; ++t) {
+        double* att = &result.att[((b * NH + h) * T + t) * T];
+        double total = 0.0;
+        for (int t2 = 0; t2 <= t; ++t2) {
+          double score = 0.0;
+          for (int i = 0; i < HS; ++i) score += at(b, t, 0, h, i) * at(b, t2, 1, h, i);
+          att[t2] = std::exp(score / std::sqrt(double(HS)));
+          total += att[t2];
+        }
+        for (int t2 = 0; t2 <= t; ++t2) att[t2] /= total;
+        for (int i = 0; i < HS; ++i)
+          for (int t2 = 0; t2 <= t; ++t2) result.out[(b * T + t) * C + h * HS + i] += att[t2] * at(b, t2, 2, h, i);
+      }
+  return result;
+}
+
+struct AttentionInputs {
+  Floats qkv = random_floats(B * T * 3 * C, 31, -1.5, 1.5);
+  FloatBuffer qkv_device = to_device(qkv);
+  FloatBuffer out = to_device(Floats(B * T * C, garbage)), att = to_device(Floats(B * NH * T * T, garbage));
+
+  void forward() { attention_fwd(out.data(), att.data(), qkv_device.data(), B, T, C, NH); }
+};
+
+TEST(Attention, ForwardMatchesReference) {
+  AttentionInputs x;
+  x.forward();
+  const Attended expected = attention_reference(widen(x.qkv));
+  expect_close(to_host(x.out), expected.out, forward_tolerance, "out");
+  expect_close(to_host(x.att), expected.att, forward_tolerance, "att");
+}
+
+// att starts as NaN: every future entry must be written as exactly 0 and every row must sum to 1.
+TEST(Attention, ProbabilitiesAreCausalAndNormalized) {
+  AttentionInputs x;
+  x.forward();
+  const Floats att = to_host(x.att);
+  for (int row = 0; row < B * NH * T; ++row) {
+    const int t = row % T;
+    double total = 0.0;
+    for (int t2 = 0; t2 < T; ++t2) {
+      const float p = att[row * T + t2];
+      if (t2 > t) EXPECT_EQ(p, 0.0f) << "row " << row << " attends to future position " << t2;
+      total += p;
+    }
+    EXPECT_NEAR(total, 1.0, 1e-6) << "row " << row;
+  }
+}
+
+// Changing the last position's q, k and v must leave every earlier output bit-for-bit unchanged.
+TEST(Attention, OutputIgnoresFuturePositions) {
+  AttentionInputs original, changed;
+  for (int b = 0; b < B; ++b)
+    for (int j = 0; j < 3 * C; ++j) changed.qkv[((b * T) + T - 1) * 3 * C + j] += 1.0f;
+  changed.qkv_device = to_device(changed.qkv);
+  original.forward();
+  changed.forward();
+  const Floats before = to_host(original.out), after = to_host(changed.out);
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T - 1; ++t)
+      for (int c = 0; c < C; ++c) EXPECT_EQ(before[(b * T + t) * C + c], after[(b * T + t) * C + c]);
+}
+
+// dqkv is overwritten, so it (and the scratch) start as NaN.
+TEST(Attention, BackwardMatchesFiniteDifferences) {
+  AttentionInputs x;
+  x.forward();
+  const Floats dout = random_floats(B * T * C, 32);
+  FloatBuffer dout_device = to_device(dout), dqkv = to_device(Floats(B * T * 3 * C, garbage)),
+              scratch = to_device(Floats(B * NH * T, garbage));
+  attention_bwd(dqkv.data(), scratch.data(), dout_device.data(), x.qkv_device.data(), x.att.data(), B, T, C, NH);
+
+  Doubles qkv = widen(x.qkv);
+  const auto forward = [&] { return attention_reference(qkv).out; };
+  expect_close(to_host(dqkv), finite_difference(forward, qkv, widen(dout)), backward_tolerance, "dqkv");
+}
+
+}  // namespace
+}  // namespace xp::test
