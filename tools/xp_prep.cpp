@@ -3,6 +3,7 @@
 // writes OUT_PREFIX_val_000000.bin (the last val_fraction of the text) and OUT_PREFIX_train_NNNNNN.bin.
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -50,6 +51,9 @@ int main(int argc, char** argv) {
   const std::string text((std::istreambuf_iterator<char>(input)), std::istreambuf_iterator<char>());
   std::vector<uint16_t> tokens(text.begin(), text.end());
   for (size_t i = 0; i < text.size(); ++i) tokens[i] = static_cast<unsigned char>(text[i]);
+  const std::filesystem::path parent = std::filesystem::path(argv[2]).parent_path();
+  std::error_code error;
+  if (!parent.empty()) std::filesystem::create_directories(parent, error);
   const size_t val_tokens = static_cast<size_t>(val_fraction * tokens.size());
   const std::vector<uint16_t> train(tokens.begin(), tokens.end() - val_tokens);
   const std::vector<uint16_t> val(tokens.end() - val_tokens, tokens.end());

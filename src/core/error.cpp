@@ -1,6 +1,7 @@
 #include "xp/core/error.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace xp {
 
@@ -13,7 +14,7 @@ namespace xp {
   std::fprintf(stderr, "xp_train: rank %d: %s:%d: %s\n", rank, file, line, message.c_str());
   std::fflush(stderr);
   if (mpi_up) MPI_Abort(MPI_COMM_WORLD, 1);
-  std::abort();
+  std::exit(1);  // a tool without MPI: nothing else to stop
 }
 
 std::string mpi_error_string(int code) {

@@ -1,6 +1,9 @@
 #include "xp/train/trainer.hpp"
 
+#include <sched.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -19,7 +22,15 @@ namespace xp {
 int host_threads(int threads, MPI_Comm world) {
   if (threads > 0) return threads;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / ranks_on_this_host(world));
+  // mpirun binds each rank to one core by default for small rank counts: threads beyond the cores
+  // this rank may run on would only take turns on them.
+  return std::max(1, std::min(cores / ranks_on_this_host(world), usable_cores()));
+}
+
+int usable_cores() {
+  cpu_set_t mask;
+  if (sched_getaffinity(0, sizeof mask, &mask) != 0) return static_cast<int>(std::thread::hardware_concurrency());
+  return CPU_COUNT(&mask);
 }
 
 Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
@@ -33,6 +44,9 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
   grid_ = std::make_unique<ParallelGrid>(world, layout);
   const int threads = host_threads(config.parallel.threads, world);
   set_gemm_threads(threads);
+  if (threads > usable_cores() && world_rank == 0)
+    std::fprintf(stderr, "xp_train: warning: threads=%d but rank 0 may run on %d core(s); launch with "
+                 "`mpirun --bind-to none` or `--map-by slot:PE=%d`\n", threads, usable_cores(), threads);
 
   const int64_t batch_sequences = global_batch_sequences();
   agree_on_setup(world, [&] {

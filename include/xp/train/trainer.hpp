@@ -46,7 +46,11 @@ class Trainer {
   int64_t steps_done_ = 0;
 };
 
-// BLAS threads for this rank: `threads`, or the host's cores shared among its ranks.
+// BLAS threads for this rank: `threads`, or the host's cores shared among its ranks (no more than
+// the cores this rank is bound to).
 int host_threads(int threads, MPI_Comm world);
+
+// Cores in this process's CPU affinity mask.
+int usable_cores();
 
 }  // namespace xp
