@@ -190,6 +190,8 @@ void validate(const Config& config) {
   if (config.data.synthetic_branching > model.vocab_size)
     throw InputError("synthetic_branching " + std::to_string(config.data.synthetic_branching) +
                      " exceeds vocab_size " + std::to_string(model.vocab_size));
+  if (config.parallel.zero_stage > 1)
+    throw InputError("zero_stage " + std::to_string(config.parallel.zero_stage) + " is not supported (allowed: 0, 1)");
   if (config.train.min_lr > config.train.lr)
     throw InputError("min_lr " + std::to_string(config.train.min_lr) + " exceeds lr " +
                      std::to_string(config.train.lr));

@@ -1,21 +1,93 @@
 #include "xp/parallel/comm.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "xp/core/error.hpp"
 
 namespace xp {
+namespace {
 
-void all_reduce_sum(MPI_Comm comm, float* data, std::size_t count) {
-  int size = 1;
-  XP_MPI_CHECK(MPI_Comm_size(comm, &size));
-  if (size == 1) return;
-  constexpr std::size_t chunk = std::size_t{1} << 30;
-  for (std::size_t offset = 0; offset < count; offset += chunk) {
-    const int n = static_cast<int>(std::min(chunk, count - offset));
-    XP_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + offset, n, MPI_FLOAT, MPI_SUM, comm));
+// MPI counts are int: large transfers go in chunks.
+constexpr std::size_t max_chunk = std::size_t{1} << 30;
+
+class MpiCommunicator : public Communicator {
+ public:
+  explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+    XP_MPI_CHECK(MPI_Comm_rank(comm, &rank_));
+    XP_MPI_CHECK(MPI_Comm_size(comm, &size_));
   }
-}
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string backend() const override { return "mpi"; }
+
+  void all_reduce_sum(float* data, std::size_t count) override { all_reduce(data, count, MPI_SUM); }
+  void all_reduce_max(float* data, std::size_t count) override { all_reduce(data, count, MPI_MAX); }
+
+  void reduce_scatter_sum(const float* send, float* recv, std::size_t recv_count) override {
+    if (size_ == 1) {
+      std::copy(send, send + recv_count, recv);
+      return;
+    }
+    for (std::size_t offset = 0; offset < recv_count; offset += max_chunk) {
+      const std::size_t n = std::min(max_chunk, recv_count - offset);
+      // Gather this chunk of every rank's slice into one contiguous block per rank.
+      std::vector<float> block(n * size_);
+      for (int r = 0; r < size_; ++r)
+        std::copy(send + r * recv_count + offset, send + r * recv_count + offset + n, block.data() + r * n);
+      XP_MPI_CHECK(MPI_Reduce_scatter_block(block.data(), recv + offset, static_cast<int>(n), MPI_FLOAT, MPI_SUM,
+                                            comm_));
+    }
+  }
+
+  void all_gather(const float* send, float* recv, std::size_t send_count) override {
+    if (size_ == 1) {
+      std::copy(send, send + send_count, recv);
+      return;
+    }
+    for (std::size_t offset = 0; offset < send_count; offset += max_chunk) {
+      const std::size_t n = std::min(max_chunk, send_count - offset);
+      std::vector<float> block(n * size_);
+      XP_MPI_CHECK(MPI_Allgather(send + offset, static_cast<int>(n), MPI_FLOAT, block.data(), static_cast<int>(n),
+                                 MPI_FLOAT, comm_));
+      for (int r = 0; r < size_; ++r)
+        std::copy(block.data() + r * n, block.data() + (r + 1) * n, recv + r * send_count + offset);
+    }
+  }
+
+  void broadcast(float* data, std::size_t count, int root) override {
+    for (std::size_t offset = 0; offset < count; offset += max_chunk)
+      XP_MPI_CHECK(MPI_Bcast(data + offset, static_cast<int>(std::min(max_chunk, count - offset)), MPI_FLOAT, root,
+                             comm_));
+  }
+
+  void send(const float* data, std::size_t count, int peer) override {
+    for (std::size_t offset = 0; offset < count; offset += max_chunk)
+      XP_MPI_CHECK(MPI_Send(data + offset, static_cast<int>(std::min(max_chunk, count - offset)), MPI_FLOAT, peer,
+                            0, comm_));
+  }
+
+  void recv(float* data, std::size_t count, int peer) override {
+    for (std::size_t offset = 0; offset < count; offset += max_chunk)
+      XP_MPI_CHECK(MPI_Recv(data + offset, static_cast<int>(std::min(max_chunk, count - offset)), MPI_FLOAT, peer,
+                            0, comm_, MPI_STATUS_IGNORE));
+  }
+
+ private:
+  void all_reduce(float* data, std::size_t count, MPI_Op op) {
+    if (size_ == 1) return;
+    for (std::size_t offset = 0; offset < count; offset += max_chunk)
+      XP_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + offset, static_cast<int>(std::min(max_chunk, count - offset)),
+                                 MPI_FLOAT, op, comm_));
+  }
+
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm) { return std::make_unique<MpiCommunicator>(comm); }
 
 double all_reduce_sum(MPI_Comm comm, double value) {
   double total = 0.0;

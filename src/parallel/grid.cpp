@@ -45,9 +45,15 @@ ParallelGrid::ParallelGrid(MPI_Comm world, const Layout& layout) : layout_(layou
   XP_MPI_CHECK(MPI_Comm_split(world, dp_rank_ * layout.pp + pp_rank_, tp_rank_, &tp_comm_));
   XP_MPI_CHECK(MPI_Comm_split(world, dp_rank_ * layout.tp + tp_rank_, pp_rank_, &pp_comm_));
   XP_MPI_CHECK(MPI_Comm_split(world, pp_rank_ * layout.tp + tp_rank_, dp_rank_, &dp_comm_));
+  dp_ = make_mpi_communicator(dp_comm_);
+  tp_ = make_mpi_communicator(tp_comm_);
+  pp_ = make_mpi_communicator(pp_comm_);
 }
 
 ParallelGrid::~ParallelGrid() {
+  dp_.reset();
+  tp_.reset();
+  pp_.reset();
   for (MPI_Comm* comm : {&tp_comm_, &pp_comm_, &dp_comm_})
     if (*comm != MPI_COMM_NULL) MPI_Comm_free(comm);
 }

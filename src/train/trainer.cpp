@@ -104,7 +104,7 @@ StepResult Trainer::step() {
 
   // Sum gradients and losses over data-parallel replicas.
   Kokkos::fence();
-  all_reduce_sum(grid_->dp_comm(), model_->grads.data(), model_->grads.size());
+  grid_->dp().all_reduce_sum(model_->grads.data(), model_->grads.size());
   result.loss = all_reduce_sum(grid_->dp_comm(), loss_sum) / (batch_sequences * T);
 
   // Clip by the global gradient norm (torch.nn.utils.clip_grad_norm_ semantics).

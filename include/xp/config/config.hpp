@@ -48,6 +48,9 @@ struct ParallelConfig {
   int pp_stages = 0;             // 0 = auto
   int dp_size = 0;               // 0 = auto (world / (tp * pp))
   int threads = 0;               // host threads per rank for BLAS; 0 = cores / ranks on this host
+  int zero_stage = 0;            // 1: AdamW moments sharded over dp (reduce-scatter + all-gather)
+  int world_size = 0;            // what-if rank count for --dry-run; 0 = the ranks of this job
+  double device_memory = 0.0;    // bytes available to each rank; 0 = detect (CPU RAM or GPU memory)
 };
 
 struct RunConfig {

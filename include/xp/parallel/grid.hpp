@@ -12,6 +12,7 @@
 #include <mpi.h>
 
 #include "xp/config/config.hpp"
+#include "xp/parallel/comm.hpp"
 
 namespace xp {
 
@@ -43,6 +44,10 @@ class ParallelGrid {
   MPI_Comm dp_comm() const { return dp_comm_; }
   MPI_Comm tp_comm() const { return tp_comm_; }
   MPI_Comm pp_comm() const { return pp_comm_; }
+  // Device collectives for each group (MPI backend here; NCCL in CUDA builds with one GPU per rank).
+  Communicator& dp() const { return *dp_; }
+  Communicator& tp() const { return *tp_; }
+  Communicator& pp() const { return *pp_; }
   std::string describe() const;  // "dp=2 tp=1 pp=1"
 
  private:
@@ -50,6 +55,7 @@ class ParallelGrid {
   MPI_Comm world_;
   int world_rank_ = 0, dp_rank_ = 0, tp_rank_ = 0, pp_rank_ = 0;
   MPI_Comm dp_comm_ = MPI_COMM_NULL, tp_comm_ = MPI_COMM_NULL, pp_comm_ = MPI_COMM_NULL;
+  std::unique_ptr<Communicator> dp_, tp_, pp_;
 };
 
 }  // namespace xp
