@@ -5,16 +5,22 @@
 #include <string>
 #include <vector>
 
+#include <Kokkos_Core.hpp>
+#include <type_traits>
+
 #include "xp/config/deck.hpp"
 #include "xp/core/error.hpp"
 #include "xp/core/runtime.hpp"
+#include "xp/parallel/topology.hpp"
 #include "xp/train/trainer.hpp"
 
 namespace {
 
 void print_help() {
   std::printf(
-      "usage: mpirun -np N xp_train [DECK.in] [key=value ...]\n\n"
+      "usage: mpirun -np N xp_train [DECK.in] [key=value ...]\n"
+      "       xp_train DECK.in --dry-run [world_size=N device_memory=80GB ...]\n"
+      "                (layout, rank map, stages and memory per rank; allocates nothing)\n\n"
       "Trains a GPT-2-family model. DECK.in is a TOML input deck; key=value arguments override it.\n"
       "Keys may sit at the top level of the deck or in the table shown below. See inputs/README.md.\n%s",
       xp::describe_keys().c_str());
@@ -31,11 +37,13 @@ int main(int argc, char** argv) {
   xp::Runtime runtime(argc, argv);
   std::string deck;
   std::vector<std::string> overrides;
+  bool dry_run = false;
   try {
     xp::agree_on_setup(MPI_COMM_WORLD, [&] {
       for (int i = 1; i < argc; ++i) {
         const std::string argument = argv[i];
-        if (argument.find('=') != std::string::npos) overrides.push_back(argument);
+        if (argument == "--dry-run") dry_run = true;
+        else if (argument.find('=') != std::string::npos) overrides.push_back(argument);
         else if (argument.rfind("-", 0) == 0) throw xp::InputError("unknown option '" + argument + "' (try --help)");
         else if (deck.empty()) deck = argument;
         else throw xp::InputError("more than one input deck: '" + deck + "' and '" + argument + "'");
@@ -43,6 +51,14 @@ int main(int argc, char** argv) {
     });
     xp::Config config;
     xp::agree_on_setup(MPI_COMM_WORLD, [&] { config = xp::load_config(deck, overrides); });
+    if (dry_run) {
+      const bool gpu = !std::is_same<Kokkos::DefaultExecutionSpace::memory_space, Kokkos::HostSpace>::value;
+      const int world = config.parallel.world_size > 0 ? config.parallel.world_size : runtime.size();
+      std::string report;
+      xp::agree_on_setup(MPI_COMM_WORLD, [&] { report = xp::dry_run_report(config, world, gpu); });
+      if (runtime.rank() == 0) std::fputs(report.c_str(), stdout);
+      return 0;
+    }
     xp::Trainer trainer(config, MPI_COMM_WORLD);
     trainer.run();
   } catch (const xp::InputError& error) {

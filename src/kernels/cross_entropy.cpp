@@ -5,32 +5,67 @@
 
 namespace xp {
 
-double cross_entropy_fwd(float* losses, float* lse, const float* logits, const int32_t* targets, int N, int V,
-                         int Vp) {
+void cross_entropy_row_max(float* row_max, const float* logits, int N, int valid, int Vl) {
+  Kokkos::parallel_for("xp::cross_entropy_row_max", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
+    const float* row = logits + n * Vl;
+    float max_logit = -3.0e38f;
+    for (int v = 0; v < valid; ++v) max_logit = row[v] > max_logit ? row[v] : max_logit;
+    row_max[n] = max_logit;
+  });
+}
+
+void cross_entropy_sum_exp(float* sum_exp, const float* logits, const float* row_max, int N, int valid, int Vl) {
+  Kokkos::parallel_for("xp::cross_entropy_sum_exp", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
+    const float* row = logits + n * Vl;
+    const float max_logit = row_max[n];
+    float sum = 0.0f;
+    for (int v = 0; v < valid; ++v) sum += math::exp(row[v] - max_logit);
+    sum_exp[n] = sum;
+  });
+}
+
+void cross_entropy_target_logit(float* target_logit, const float* logits, const int32_t* targets, int N, int Vl,
+                                int vocab_start) {
+  Kokkos::parallel_for("xp::cross_entropy_target_logit", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
+    const int local = targets[n] - vocab_start;
+    target_logit[n] = local >= 0 && local < Vl ? logits[n * Vl + local] : 0.0f;
+  });
+}
+
+double cross_entropy_finish(float* losses, float* lse, const float* row_max, const float* sum_exp,
+                            const float* target_logit, int N) {
   double total = 0.0;
-  Kokkos::parallel_reduce("xp::cross_entropy_fwd", Range(0, N), KOKKOS_LAMBDA(int64_t n, double& sum) {
-    const float* row = logits + n * Vp;
-    float max_logit = row[0];
-    for (int v = 1; v < V; ++v) max_logit = row[v] > max_logit ? row[v] : max_logit;
-    float exp_sum = 0.0f;
-    for (int v = 0; v < V; ++v) exp_sum += math::exp(row[v] - max_logit);
-    const float log_sum = max_logit + math::log(exp_sum);
+  Kokkos::parallel_reduce("xp::cross_entropy_finish", Range(0, N), KOKKOS_LAMBDA(int64_t n, double& sum) {
+    const float log_sum = row_max[n] + math::log(sum_exp[n]);
     lse[n] = log_sum;
-    losses[n] = log_sum - row[targets[n]];
+    losses[n] = log_sum - target_logit[n];
     sum += losses[n];
   }, total);
   return total;
 }
 
-void cross_entropy_bwd(float* dlogits, const float* logits, const float* lse, const int32_t* targets,
-                       float dloss, int N, int V, int Vp) {
+double cross_entropy_fwd(float* losses, float* lse, const float* logits, const int32_t* targets, int N, int V,
+                         int Vp) {
+  FloatBuffer scratch("xp::cross_entropy_scratch", 3 * int64_t{N});
+  float* row_max = scratch.data();
+  float* sum_exp = row_max + N;
+  float* target_logit = sum_exp + N;
+  cross_entropy_row_max(row_max, logits, N, V, Vp);
+  cross_entropy_sum_exp(sum_exp, logits, row_max, N, V, Vp);
+  cross_entropy_target_logit(target_logit, logits, targets, N, Vp, 0);
+  return cross_entropy_finish(losses, lse, row_max, sum_exp, target_logit, N);
+}
+
+void cross_entropy_bwd(float* dlogits, const float* logits, const float* lse, const int32_t* targets, float dloss,
+                       int N, int valid, int Vl, int vocab_start) {
   Kokkos::parallel_for("xp::cross_entropy_bwd", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
-    const float* row = logits + n * Vp;
-    float* drow = dlogits + n * Vp;
+    const float* row = logits + n * Vl;
+    float* drow = dlogits + n * Vl;
     const float log_sum = lse[n];
-    for (int v = 0; v < V; ++v) drow[v] = dloss * math::exp(row[v] - log_sum);
-    for (int v = V; v < Vp; ++v) drow[v] = 0.0f;
-    drow[targets[n]] -= dloss;
+    for (int v = 0; v < valid; ++v) drow[v] = dloss * math::exp(row[v] - log_sum);
+    for (int v = valid; v < Vl; ++v) drow[v] = 0.0f;
+    const int local = targets[n] - vocab_start;
+    if (local >= 0 && local < valid) drow[local] -= dloss;
   });
 }
 

@@ -8,6 +8,11 @@ void residual_fwd(float* out, const float* a, const float* b, int64_t n) {
   Kokkos::parallel_for("xp::residual_fwd", Range(0, n), KOKKOS_LAMBDA(int64_t i) { out[i] = a[i] + b[i]; });
 }
 
+void bias_residual_fwd(float* out, const float* residual, const float* x, const float* bias, int N, int C) {
+  Kokkos::parallel_for("xp::bias_residual_fwd", Range(0, int64_t{N} * C),
+                       KOKKOS_LAMBDA(int64_t i) { out[i] = residual[i] + (x[i] + bias[i % C]); });
+}
+
 double sum_squares(const float* x, int64_t n) {
   // Blocks of 256 summed in 16 independent float lanes (which vectorise without reassociating),
   // blocks summed in double: accurate for billions of elements and fast on one core.

@@ -1,7 +1,9 @@
 #include "xp/model/gpt2.hpp"
 
+#include <algorithm>
 #include <cmath>
 
+#include "xp/core/error.hpp"
 #include "xp/core/random.hpp"
 #include "xp/kernels/attention.hpp"
 #include "xp/kernels/cross_entropy.hpp"
@@ -20,9 +22,19 @@ bool ends_with(const std::string& text, const std::string& suffix) {
 
 }  // namespace
 
-GPT2::GPT2(const ModelConfig& model, int max_batch) : model_(model), layout_(model), max_batch_(max_batch) {
-  const int64_t L = model.n_layer, C = model.n_embd, NH = model.n_head, T = model.seq_len;
-  const int64_t N = int64_t{max_batch} * T, Vp = model.padded_vocab();
+GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& tp, int max_batch, int slots,
+           int64_t buffer_size)
+    : model_(model), layout_(model, placement), tp_(tp), max_batch_(max_batch), slots_(slots), batch_(slots, 0) {
+  const Placement& place = layout_.placement();
+  XP_REQUIRE(place.tp_size == tp.size(), "placement tp_size does not match the tensor-parallel group");
+  const int64_t L = place.last_layer - place.first_layer, C = model.n_embd, T = model.seq_len;
+  C_local_ = model.n_embd / place.tp_size;
+  heads_local_ = model.n_head / place.tp_size;
+  vocab_local_ = model.padded_vocab() / place.tp_size;
+  vocab_start_ = place.tp_rank * vocab_local_;
+  vocab_valid_ = std::clamp(model.vocab_size - vocab_start_, 0, vocab_local_);
+  const int64_t N = int64_t{max_batch} * T, CL = C_local_;
+
   int64_t total = 0;
   auto take = [&total](int64_t size) {
     const int64_t offset = total;
@@ -33,45 +45,49 @@ GPT2::GPT2(const ModelConfig& model, int max_batch) : model_(model), layout_(mod
   a_.ln1 = take(L * N * C);
   a_.ln1_mean = take(L * N);
   a_.ln1_rstd = take(L * N);
-  a_.qkv = take(L * N * 3 * C);
-  a_.atty = take(L * N * C);
-  a_.att = take(L * max_batch * NH * T * T);
+  a_.qkv = take(L * N * 3 * CL);
+  a_.atty = take(L * N * CL);
+  a_.att = take(L * max_batch * heads_local_ * T * T);
   a_.residual2 = take(L * N * C);
   a_.ln2 = take(L * N * C);
   a_.ln2_mean = take(L * N);
   a_.ln2_rstd = take(L * N);
-  a_.fch = take(L * N * 4 * C);
-  a_.fch_gelu = take(L * N * 4 * C);
+  a_.fch = take(L * N * 4 * CL);
+  a_.fch_gelu = take(L * N * 4 * CL);
   a_.residual3 = take(L * N * C);
-  a_.lnf = take(N * C);
-  a_.lnf_mean = take(N);
-  a_.lnf_rstd = take(N);
-  a_.logits = take(N * Vp);
-  a_.lse = take(N);
-  a_.losses = take(N);
-  a_.scratch = take(N * C);
+  const bool head = place.has_head;
+  a_.lnf = take(head ? N * C : 0);
+  a_.lnf_mean = take(head ? N : 0);
+  a_.lnf_rstd = take(head ? N : 0);
+  a_.logits = take(head ? N * vocab_local_ : 0);
+  a_.lse = take(head ? N : 0);
+  a_.losses = take(head ? N : 0);
+  a_.row_stats = take(head ? 3 * N : 0);
   a_.total = total;
 
   total = 0;
   g_.dresidual = take(N * C);
+  g_.doutput = take(place.has_head ? 0 : N * C);
   g_.dC = take(N * C);
-  g_.d3C = take(N * 3 * C);
-  g_.d4C = take(N * 4 * C);
-  g_.attention_scratch = take(int64_t{max_batch} * NH * T);
+  g_.d3C = take(N * 3 * CL);
+  g_.d4C = take(N * 4 * CL);
+  g_.attention_scratch = take(int64_t{max_batch} * heads_local_ * T);
+  g_.scratch = take(N * C);
   g_.total = total;
 
-  params = FloatBuffer("xp::params", layout_.total());
-  grads = FloatBuffer("xp::grads", layout_.total());
-  acts_ = FloatBuffer("xp::activations", a_.total);
+  params = FloatBuffer("xp::params", std::max(buffer_size, layout_.total()));
+  grads = FloatBuffer("xp::grads", std::max(buffer_size, layout_.total()));
+  acts_ = FloatBuffer("xp::activations", slots * a_.total);
   grad_acts_ = FloatBuffer("xp::activation_grads", g_.total);
-  inputs_ = TokenBuffer("xp::inputs", N);
-  targets_ = TokenBuffer("xp::targets", N);
+  inputs_ = TokenBuffer("xp::inputs", slots * N);
+  targets_ = TokenBuffer("xp::targets", slots * N);
   host_inputs_ = Kokkos::create_mirror_view(inputs_);
   host_targets_ = Kokkos::create_mirror_view(targets_);
 }
 
 void GPT2::init_weights(uint64_t seed, double std) {
   HostFloatBuffer host = Kokkos::create_mirror_view(params);
+  const Placement& place = layout_.placement();
   const double projection_std = std / std::sqrt(2.0 * model_.n_layer);
   for (const TensorInfo& tensor : layout_.tensors()) {
     float* data = host.data() + tensor.offset;
@@ -83,102 +99,147 @@ void GPT2::init_weights(uint64_t seed, double std) {
     const bool projection = ends_with(tensor.name, "attn.proj.weight") || ends_with(tensor.name, "mlp.proj.weight");
     const double scale = projection ? projection_std : std;
     const uint64_t stream = stream_id(tensor.name);
-    for (int64_t i = 0; i < tensor.size; ++i) data[i] = static_cast<float>(scale * random_normal(seed, stream, i));
+    for (int64_t i = 0; i < tensor.size; ++i) {
+      const int64_t full = tensor.full_index(i, place.tp_rank, place.tp_size);
+      data[i] = static_cast<float>(scale * random_normal(seed, stream, full));
+    }
   }
   Kokkos::deep_copy(params, host);
 }
 
 void GPT2::zero_grads() { Kokkos::deep_copy(grads, 0.0f); }
 
-double GPT2::forward(const int32_t* sequences, int B) {
-  const int T = model_.seq_len, C = model_.n_embd, NH = model_.n_head;
-  const int V = model_.vocab_size, Vp = model_.padded_vocab();
+float* GPT2::block_input(int slot, int layer) {
+  const int64_t N = int64_t{max_batch_} * model_.seq_len, C = model_.n_embd;
+  const int local = layer - layout_.placement().first_layer;
+  return local == 0 ? act(slot, a_.encoded) : act(slot, a_.residual3 + (local - 1) * N * C);
+}
+
+double GPT2::forward(int slot, const int32_t* sequences, int B) {
+  XP_REQUIRE(slot >= 0 && slot < slots_ && B <= max_batch_, "micro-batch does not fit the model's buffers");
+  const Placement& place = layout_.placement();
+  const int T = model_.seq_len, C = model_.n_embd, CL = C_local_, NH = heads_local_;
   const int N = B * T;
-  const int64_t NC = int64_t{N} * C, stride_C = int64_t{max_batch_} * T * C;
-  const int64_t stride_N = int64_t{max_batch_} * T, stride_att = int64_t{max_batch_} * NH * T * T;
-  batch_ = B;
+  const int64_t maxN = int64_t{max_batch_} * T, NC = int64_t{N} * C;
+  batch_[slot] = B;
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < T; ++t) {
-      host_inputs_(b * T + t) = sequences[int64_t{b} * (T + 1) + t];
-      host_targets_(b * T + t) = sequences[int64_t{b} * (T + 1) + t + 1];
+      host_inputs_(slot * maxN + b * T + t) = sequences[int64_t{b} * (T + 1) + t];
+      host_targets_(slot * maxN + b * T + t) = sequences[int64_t{b} * (T + 1) + t + 1];
     }
   Kokkos::deep_copy(inputs_, host_inputs_);
   Kokkos::deep_copy(targets_, host_targets_);
 
-  embedding_fwd(act(a_.encoded), inputs_.data(), param(layout_.wte()), param(layout_.wpe()), B, T, C);
-  const float* residual = act(a_.encoded);
-  for (int l = 0; l < model_.n_layer; ++l) {
-    const BlockOffsets& w = layout_.block(l);
-    float* ln1 = act(a_.ln1 + l * stride_C);
-    float* qkv = act(a_.qkv + 3 * l * stride_C);
-    float* atty = act(a_.atty + l * stride_C);
-    float* residual2 = act(a_.residual2 + l * stride_C);
-    float* ln2 = act(a_.ln2 + l * stride_C);
-    float* fch = act(a_.fch + 4 * l * stride_C);
-    float* fch_gelu = act(a_.fch_gelu + 4 * l * stride_C);
-    float* residual3 = act(a_.residual3 + l * stride_C);
-    float* scratch = act(a_.scratch);
-
-    layernorm_fwd(ln1, act(a_.ln1_mean + l * stride_N), act(a_.ln1_rstd + l * stride_N), residual,
-                  param(w.ln1_w), param(w.ln1_b), N, C);
-    matmul_fwd(qkv, ln1, param(w.qkv_w), param(w.qkv_b), N, C, 3 * C);
-    attention_fwd(atty, act(a_.att + l * stride_att), qkv, B, T, C, NH);
-    matmul_fwd(scratch, atty, param(w.proj_w), param(w.proj_b), N, C, C);
-    residual_fwd(residual2, residual, scratch, NC);
-    layernorm_fwd(ln2, act(a_.ln2_mean + l * stride_N), act(a_.ln2_rstd + l * stride_N), residual2,
-                  param(w.ln2_w), param(w.ln2_b), N, C);
-    matmul_fwd(fch, ln2, param(w.fc_w), param(w.fc_b), N, C, 4 * C);
-    gelu_fwd(fch_gelu, fch, 4 * NC);
-    matmul_fwd(scratch, fch_gelu, param(w.fcproj_w), param(w.fcproj_b), N, 4 * C, C);
-    residual_fwd(residual3, residual2, scratch, NC);
-    residual = residual3;
+  if (place.has_embedding) {
+    // Vocab-parallel lookup: each rank fills the rows of its tokens, one rank adds positions, tp sums.
+    const float* wpe = place.tp_rank == 0 ? param(layout_.wpe()) : nullptr;
+    embedding_fwd(input(slot), inputs_.data() + slot * maxN, param(layout_.wte()), wpe, B, T, C, vocab_start_,
+                  vocab_local_);
+    reduce_from_tp(input(slot), NC);
   }
-  layernorm_fwd(act(a_.lnf), act(a_.lnf_mean), act(a_.lnf_rstd), residual, param(layout_.lnf_w()),
-                param(layout_.lnf_b()), N, C);
-  matmul_fwd(act(a_.logits), act(a_.lnf), param(layout_.wte()), nullptr, N, C, Vp);
-  return cross_entropy_fwd(act(a_.losses), act(a_.lse), act(a_.logits), targets_.data(), N, V, Vp);
+  float* scratch = grad_act(g_.scratch);
+  for (int l = place.first_layer; l < place.last_layer; ++l) {
+    const BlockOffsets& w = layout_.block(l);
+    const int64_t i = l - place.first_layer;
+    const float* residual = block_input(slot, l);
+    float* ln1 = act(slot, a_.ln1 + i * maxN * C);
+    float* qkv = act(slot, a_.qkv + i * maxN * 3 * CL);
+    float* atty = act(slot, a_.atty + i * maxN * CL);
+    float* residual2 = act(slot, a_.residual2 + i * maxN * C);
+    float* ln2 = act(slot, a_.ln2 + i * maxN * C);
+    float* fch = act(slot, a_.fch + i * maxN * 4 * CL);
+    float* fch_gelu = act(slot, a_.fch_gelu + i * maxN * 4 * CL);
+    float* residual3 = act(slot, a_.residual3 + i * maxN * C);
+
+    layernorm_fwd(ln1, act(slot, a_.ln1_mean + i * maxN), act(slot, a_.ln1_rstd + i * maxN), residual,
+                  param(w.ln1_w), param(w.ln1_b), N, C);
+    matmul_fwd(qkv, ln1, param(w.qkv_w), param(w.qkv_b), N, C, 3 * CL);  // column-parallel: this rank's heads
+    attention_fwd(atty, act(slot, a_.att + i * int64_t{max_batch_} * NH * T * T), qkv, B, T, CL, NH);
+    matmul_fwd(scratch, atty, param(w.proj_w), nullptr, N, CL, C);  // row-parallel: partial sums
+    reduce_from_tp(scratch, NC);
+    bias_residual_fwd(residual2, residual, scratch, param(w.proj_b), N, C);
+    layernorm_fwd(ln2, act(slot, a_.ln2_mean + i * maxN), act(slot, a_.ln2_rstd + i * maxN), residual2,
+                  param(w.ln2_w), param(w.ln2_b), N, C);
+    matmul_fwd(fch, ln2, param(w.fc_w), param(w.fc_b), N, C, 4 * CL);
+    gelu_fwd(fch_gelu, fch, 4 * int64_t{N} * CL);
+    matmul_fwd(scratch, fch_gelu, param(w.fcproj_w), nullptr, N, 4 * CL, C);
+    reduce_from_tp(scratch, NC);
+    bias_residual_fwd(residual3, residual2, scratch, param(w.fcproj_b), N, C);
+  }
+  return place.has_head ? loss_fwd(slot, N) : 0.0;
 }
 
-void GPT2::backward(float dloss) {
-  const int B = batch_, T = model_.seq_len, C = model_.n_embd, NH = model_.n_head;
-  const int V = model_.vocab_size, Vp = model_.padded_vocab(), L = model_.n_layer;
+double GPT2::loss_fwd(int slot, int N) {
+  const int C = model_.n_embd, VL = vocab_local_;
+  const int64_t maxN = int64_t{max_batch_} * model_.seq_len;
+  float* lnf = act(slot, a_.lnf);
+  float* logits = act(slot, a_.logits);
+  layernorm_fwd(lnf, act(slot, a_.lnf_mean), act(slot, a_.lnf_rstd), output(slot), param(layout_.lnf_w()),
+                param(layout_.lnf_b()), N, C);
+  matmul_fwd(logits, lnf, param(layout_.wte()), nullptr, N, C, VL);  // this rank's vocabulary columns
+  // Vocab-parallel cross-entropy: no rank holds all logits; three per-row reductions over tp.
+  float* row_max = act(slot, a_.row_stats);
+  float* sum_exp = row_max + N;
+  float* target_logit = sum_exp + N;  // adjacent to sum_exp: one reduction for both
+  cross_entropy_row_max(row_max, logits, N, vocab_valid_, VL);
+  if (tp_.size() > 1) tp_.all_reduce_max(row_max, N);
+  cross_entropy_sum_exp(sum_exp, logits, row_max, N, vocab_valid_, VL);
+  cross_entropy_target_logit(target_logit, logits, targets_.data() + slot * maxN, N, VL, vocab_start_);
+  reduce_from_tp(sum_exp, 2 * int64_t{N});
+  return cross_entropy_finish(act(slot, a_.losses), act(slot, a_.lse), row_max, sum_exp, target_logit, N);
+}
+
+void GPT2::backward(int slot, float dloss) {
+  const Placement& place = layout_.placement();
+  const int B = batch_[slot], T = model_.seq_len, C = model_.n_embd, CL = C_local_, NH = heads_local_;
   const int N = B * T;
-  const int64_t stride_C = int64_t{max_batch_} * T * C, stride_N = int64_t{max_batch_} * T;
-  const int64_t stride_att = int64_t{max_batch_} * NH * T * T;
+  const int64_t maxN = int64_t{max_batch_} * T, NC = int64_t{N} * C;
   float* dresidual = grad_act(g_.dresidual);
   float* dC = grad_act(g_.dC);
   float* d3C = grad_act(g_.d3C);
   float* d4C = grad_act(g_.d4C);
 
-  // Loss and LM head: dlogits overwrite the logits.
-  float* logits = act(a_.logits);
-  cross_entropy_bwd(logits, logits, act(a_.lse), targets_.data(), dloss, N, V, Vp);
-  matmul_bwd(dC, grad(layout_.wte()), nullptr, logits, act(a_.lnf), param(layout_.wte()), N, C, Vp);
-  Kokkos::deep_copy(Kokkos::subview(grad_acts_, std::make_pair(g_.dresidual, g_.dresidual + int64_t{N} * C)), 0.0f);
-  const float* last_residual = L > 0 ? act(a_.residual3 + (L - 1) * stride_C) : act(a_.encoded);
-  layernorm_bwd(dresidual, grad(layout_.lnf_w()), grad(layout_.lnf_b()), dC, last_residual,
-                param(layout_.lnf_w()), act(a_.lnf_mean), act(a_.lnf_rstd), N, C);
-
-  for (int l = L - 1; l >= 0; --l) {
-    const BlockOffsets& w = layout_.block(l);
-    const float* residual = l > 0 ? act(a_.residual3 + (l - 1) * stride_C) : act(a_.encoded);
-    // dresidual holds ∂/∂residual3; residual3 = residual2 + mlp(ln2(residual2)).
-    matmul_bwd(d4C, grad(w.fcproj_w), grad(w.fcproj_b), dresidual, act(a_.fch_gelu + 4 * l * stride_C),
-               param(w.fcproj_w), N, 4 * C, C);
-    gelu_bwd(d4C, act(a_.fch + 4 * l * stride_C), d4C, 4 * int64_t{N} * C);
-    matmul_bwd(dC, grad(w.fc_w), grad(w.fc_b), d4C, act(a_.ln2 + l * stride_C), param(w.fc_w), N, C, 4 * C);
-    layernorm_bwd(dresidual, grad(w.ln2_w), grad(w.ln2_b), dC, act(a_.residual2 + l * stride_C), param(w.ln2_w),
-                  act(a_.ln2_mean + l * stride_N), act(a_.ln2_rstd + l * stride_N), N, C);
-    // dresidual now holds ∂/∂residual2; residual2 = residual + proj(attention(ln1(residual))).
-    matmul_bwd(dC, grad(w.proj_w), grad(w.proj_b), dresidual, act(a_.atty + l * stride_C), param(w.proj_w), N,
-               C, C);
-    attention_bwd(d3C, grad_act(g_.attention_scratch), dC, act(a_.qkv + 3 * l * stride_C),
-                  act(a_.att + l * stride_att), B, T, C, NH);
-    matmul_bwd(dC, grad(w.qkv_w), grad(w.qkv_b), d3C, act(a_.ln1 + l * stride_C), param(w.qkv_w), N, C, 3 * C);
-    layernorm_bwd(dresidual, grad(w.ln1_w), grad(w.ln1_b), dC, residual, param(w.ln1_w),
-                  act(a_.ln1_mean + l * stride_N), act(a_.ln1_rstd + l * stride_N), N, C);
+  if (place.has_head) {
+    // Loss and LM head: dlogits overwrite the logits; the head's input gradient is summed over tp.
+    float* logits = act(slot, a_.logits);
+    cross_entropy_bwd(logits, logits, act(slot, a_.lse), targets_.data() + slot * maxN, dloss, N, vocab_valid_,
+                      vocab_local_, vocab_start_);
+    matmul_bwd(dC, grad(layout_.wte()), nullptr, logits, act(slot, a_.lnf), param(layout_.wte()), N, C,
+               vocab_local_);
+    reduce_from_tp(dC, NC);
+    Kokkos::deep_copy(Kokkos::subview(grad_acts_, std::make_pair(g_.dresidual, g_.dresidual + NC)), 0.0f);
+    layernorm_bwd(dresidual, grad(layout_.lnf_w()), grad(layout_.lnf_b()), dC, output(slot),
+                  param(layout_.lnf_w()), act(slot, a_.lnf_mean), act(slot, a_.lnf_rstd), N, C);
+  } else {
+    Kokkos::deep_copy(Kokkos::subview(grad_acts_, std::make_pair(g_.dresidual, g_.dresidual + NC)),
+                      Kokkos::subview(grad_acts_, std::make_pair(g_.doutput, g_.doutput + NC)));
   }
-  embedding_bwd(grad(layout_.wte()), grad(layout_.wpe()), dresidual, inputs_.data(), B, T, C);
+  // dresidual now holds the gradient of this stage's output.
+  for (int l = place.last_layer - 1; l >= place.first_layer; --l) {
+    const BlockOffsets& w = layout_.block(l);
+    const int64_t i = l - place.first_layer;
+    // residual3 = residual2 + mlp(ln2(residual2)); the row-parallel MLP-down needs no reduction here.
+    matmul_bwd(d4C, grad(w.fcproj_w), grad(w.fcproj_b), dresidual, act(slot, a_.fch_gelu + i * maxN * 4 * CL),
+               param(w.fcproj_w), N, 4 * CL, C);
+    gelu_bwd(d4C, act(slot, a_.fch + i * maxN * 4 * CL), d4C, 4 * int64_t{N} * CL);
+    matmul_bwd(dC, grad(w.fc_w), grad(w.fc_b), d4C, act(slot, a_.ln2 + i * maxN * C), param(w.fc_w), N, C, 4 * CL);
+    reduce_from_tp(dC, NC);  // column-parallel input: partial gradients from every rank's columns
+    layernorm_bwd(dresidual, grad(w.ln2_w), grad(w.ln2_b), dC, act(slot, a_.residual2 + i * maxN * C),
+                  param(w.ln2_w), act(slot, a_.ln2_mean + i * maxN), act(slot, a_.ln2_rstd + i * maxN), N, C);
+    // residual2 = residual + proj(attention(ln1(residual))).
+    matmul_bwd(dC, grad(w.proj_w), grad(w.proj_b), dresidual, act(slot, a_.atty + i * maxN * CL),
+               param(w.proj_w), N, CL, C);
+    attention_bwd(d3C, grad_act(g_.attention_scratch), dC, act(slot, a_.qkv + i * maxN * 3 * CL),
+                  act(slot, a_.att + i * int64_t{max_batch_} * NH * T * T), B, T, CL, NH);
+    matmul_bwd(dC, grad(w.qkv_w), grad(w.qkv_b), d3C, act(slot, a_.ln1 + i * maxN * C), param(w.qkv_w), N, C,
+               3 * CL);
+    reduce_from_tp(dC, NC);
+    layernorm_bwd(dresidual, grad(w.ln1_w), grad(w.ln1_b), dC, block_input(slot, l), param(w.ln1_w),
+                  act(slot, a_.ln1_mean + i * maxN), act(slot, a_.ln1_rstd + i * maxN), N, C);
+  }
+  if (place.has_embedding)
+    embedding_bwd(grad(layout_.wte()), grad(layout_.wpe()), dresidual, inputs_.data() + slot * maxN, B, T, C,
+                  vocab_start_, vocab_local_);
 }
 
 }  // namespace xp

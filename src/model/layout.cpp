@@ -14,10 +14,32 @@ const char* split_name(Split split) {
   return "?";
 }
 
-int64_t ParameterLayout::add(const std::string& name, std::vector<int64_t> shape, bool decay) {
+int64_t TensorInfo::full_index(int64_t local, int tp_rank, int tp_size) const {
+  if (split == Split::Replicated || tp_size == 1) return local;
+  const int64_t columns = full_shape.size() > 1 ? full_shape[1] : 1;
+  if (split == Split::Row) {
+    const int64_t local_columns = columns / tp_size;
+    const int64_t row = local / local_columns, column = local % local_columns;
+    return row * columns + tp_rank * local_columns + column;
+  }
+  // Column and Vocab split the rows; a fused tensor's rows come in `parts` blocks split one by one.
+  const int64_t part_rows = full_shape[0] / parts, local_part_rows = part_rows / tp_size;
+  const int64_t local_row = local / columns, column = local % columns;
+  const int64_t part = local_row / local_part_rows, row_in_part = local_row % local_part_rows;
+  return (part * part_rows + tp_rank * local_part_rows + row_in_part) * columns + column;
+}
+
+int64_t ParameterLayout::add(const std::string& name, std::vector<int64_t> full_shape, Split split, int parts,
+                             bool decay) {
   TensorInfo info;
   info.name = name;
-  info.shape = std::move(shape);
+  info.full_shape = full_shape;
+  info.shape = full_shape;
+  const int tp = placement_.tp_size;
+  if (split == Split::Row) info.shape[1] /= tp;
+  else if (split != Split::Replicated) info.shape[0] /= tp;
+  info.split = split;
+  info.parts = parts;
   info.offset = total_;
   info.size = 1;
   for (int64_t extent : info.shape) info.size *= extent;
@@ -27,29 +49,33 @@ int64_t ParameterLayout::add(const std::string& name, std::vector<int64_t> shape
   return info.offset;
 }
 
-ParameterLayout::ParameterLayout(const ModelConfig& model) {
+ParameterLayout::ParameterLayout(const ModelConfig& model, Placement placement) : placement_(placement) {
+  if (placement_.last_layer < 0) placement_.last_layer = model.n_layer;
   const int64_t C = model.n_embd, Vp = model.padded_vocab(), T = model.seq_len;
-  wte_ = add("wte.weight", {Vp, C}, true);
-  wpe_ = add("wpe.weight", {T, C}, true);
-  for (int l = 0; l < model.n_layer; ++l) {
+  const Split R = Split::Replicated;
+  if (placement_.has_embedding || placement_.has_head) wte_ = add("wte.weight", {Vp, C}, Split::Vocab, 1, true);
+  if (placement_.has_embedding) wpe_ = add("wpe.weight", {T, C}, R, 1, true);
+  for (int l = placement_.first_layer; l < placement_.last_layer; ++l) {
     const std::string p = "h." + std::to_string(l) + ".";
     BlockOffsets b;
-    b.ln1_w = add(p + "ln_1.weight", {C}, false);
-    b.ln1_b = add(p + "ln_1.bias", {C}, false);
-    b.qkv_w = add(p + "attn.qkv.weight", {3 * C, C}, true);
-    b.qkv_b = add(p + "attn.qkv.bias", {3 * C}, false);
-    b.proj_w = add(p + "attn.proj.weight", {C, C}, true);
-    b.proj_b = add(p + "attn.proj.bias", {C}, false);
-    b.ln2_w = add(p + "ln_2.weight", {C}, false);
-    b.ln2_b = add(p + "ln_2.bias", {C}, false);
-    b.fc_w = add(p + "mlp.fc.weight", {4 * C, C}, true);
-    b.fc_b = add(p + "mlp.fc.bias", {4 * C}, false);
-    b.fcproj_w = add(p + "mlp.proj.weight", {C, 4 * C}, true);
-    b.fcproj_b = add(p + "mlp.proj.bias", {C}, false);
+    b.ln1_w = add(p + "ln_1.weight", {C}, R, 1, false);
+    b.ln1_b = add(p + "ln_1.bias", {C}, R, 1, false);
+    b.qkv_w = add(p + "attn.qkv.weight", {3 * C, C}, Split::Column, 3, true);
+    b.qkv_b = add(p + "attn.qkv.bias", {3 * C}, Split::Column, 3, false);
+    b.proj_w = add(p + "attn.proj.weight", {C, C}, Split::Row, 1, true);
+    b.proj_b = add(p + "attn.proj.bias", {C}, R, 1, false);
+    b.ln2_w = add(p + "ln_2.weight", {C}, R, 1, false);
+    b.ln2_b = add(p + "ln_2.bias", {C}, R, 1, false);
+    b.fc_w = add(p + "mlp.fc.weight", {4 * C, C}, Split::Column, 1, true);
+    b.fc_b = add(p + "mlp.fc.bias", {4 * C}, Split::Column, 1, false);
+    b.fcproj_w = add(p + "mlp.proj.weight", {C, 4 * C}, Split::Row, 1, true);
+    b.fcproj_b = add(p + "mlp.proj.bias", {C}, R, 1, false);
     blocks_.push_back(b);
   }
-  lnf_w_ = add("ln_f.weight", {C}, false);
-  lnf_b_ = add("ln_f.bias", {C}, false);
+  if (placement_.has_head) {
+    lnf_w_ = add("ln_f.weight", {C}, R, 1, false);
+    lnf_b_ = add("ln_f.bias", {C}, R, 1, false);
+  }
 }
 
 const TensorInfo& ParameterLayout::find(const std::string& name) const {

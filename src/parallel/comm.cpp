@@ -73,6 +73,22 @@ class MpiCommunicator : public Communicator {
                             0, comm_, MPI_STATUS_IGNORE));
   }
 
+  void send_recv(const float* send_data, std::size_t send_count, int send_peer, float* recv_data,
+                 std::size_t recv_count, int recv_peer) override {
+    std::vector<MPI_Request> requests;
+    for (std::size_t offset = 0; offset < recv_count; offset += max_chunk) {
+      requests.emplace_back();
+      XP_MPI_CHECK(MPI_Irecv(recv_data + offset, static_cast<int>(std::min(max_chunk, recv_count - offset)),
+                             MPI_FLOAT, recv_peer, 0, comm_, &requests.back()));
+    }
+    for (std::size_t offset = 0; offset < send_count; offset += max_chunk) {
+      requests.emplace_back();
+      XP_MPI_CHECK(MPI_Isend(send_data + offset, static_cast<int>(std::min(max_chunk, send_count - offset)),
+                             MPI_FLOAT, send_peer, 0, comm_, &requests.back()));
+    }
+    XP_MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE));
+  }
+
  private:
   void all_reduce(float* data, std::size_t count, MPI_Op op) {
     if (size_ == 1) return;

@@ -1,21 +1,26 @@
 #include "xp/train/optimizer.hpp"
 
+#include <algorithm>
+
 #include "xp/kernels/adamw.hpp"
 
 namespace xp {
 
-AdamW::AdamW(const ParameterLayout& layout, const TrainConfig& train)
-    : m("xp::adam_m", layout.total()), v("xp::adam_v", layout.total()), train_(train) {
+AdamW::AdamW(const ParameterLayout& layout, const TrainConfig& train, int64_t begin, int64_t end)
+    : m("xp::adam_m", std::max<int64_t>(0, end - begin)), v("xp::adam_v", std::max<int64_t>(0, end - begin)),
+      train_(train), begin_(begin), end_(end) {
   for (const TensorInfo& tensor : layout.tensors()) {
+    const int64_t first = std::max(begin, tensor.offset), last = std::min(end, tensor.offset + tensor.size);
+    if (first >= last) continue;
     if (!segments_.empty() && segments_.back().decay == tensor.decay &&
-        segments_.back().offset + segments_.back().size == tensor.offset)
-      segments_.back().size += tensor.size;
+        segments_.back().offset + segments_.back().size == first - begin)
+      segments_.back().size += last - first;
     else
-      segments_.push_back({tensor.offset, tensor.size, tensor.decay});
+      segments_.push_back({first - begin, last - first, tensor.decay});
   }
 }
 
-void AdamW::step(FloatBuffer& params, const FloatBuffer& grads, double lr, double grad_scale) {
+void AdamW::step(float* params, const float* grads, double lr, double grad_scale) {
   ++steps_taken_;
   AdamWHyper hyper;
   hyper.lr = static_cast<float>(lr);
@@ -26,8 +31,8 @@ void AdamW::step(FloatBuffer& params, const FloatBuffer& grads, double lr, doubl
   hyper.step = steps_taken_;
   for (const Segment& segment : segments_) {
     hyper.weight_decay = segment.decay ? static_cast<float>(train_.weight_decay) : 0.0f;
-    adamw_update(params.data() + segment.offset, m.data() + segment.offset, v.data() + segment.offset,
-                 grads.data() + segment.offset, segment.size, hyper);
+    adamw_update(params + begin_ + segment.offset, m.data() + segment.offset, v.data() + segment.offset,
+                 grads + segment.offset, segment.size, hyper);
   }
 }
 

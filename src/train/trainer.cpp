@@ -3,8 +3,8 @@
 #include <sched.h>
 
 #include <chrono>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -14,10 +14,18 @@
 #include "xp/core/runtime.hpp"
 #include "xp/kernels/elementwise.hpp"
 #include "xp/kernels/gemm.hpp"
-#include "xp/parallel/comm.hpp"
+#include "xp/model/partition.hpp"
+#include "xp/parallel/topology.hpp"
 #include "xp/train/lr.hpp"
+#include "xp/train/schedule.hpp"
 
 namespace xp {
+
+int usable_cores() {
+  cpu_set_t mask;
+  if (sched_getaffinity(0, sizeof mask, &mask) != 0) return static_cast<int>(std::thread::hardware_concurrency());
+  return CPU_COUNT(&mask);
+}
 
 int host_threads(int threads, MPI_Comm world) {
   if (threads > 0) return threads;
@@ -27,19 +35,21 @@ int host_threads(int threads, MPI_Comm world) {
   return std::max(1, std::min(cores / ranks_on_this_host(world), usable_cores()));
 }
 
-int usable_cores() {
-  cpu_set_t mask;
-  if (sched_getaffinity(0, sizeof mask, &mask) != 0) return static_cast<int>(std::thread::hardware_concurrency());
-  return CPU_COUNT(&mask);
-}
-
 Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
   int world_size = 1, world_rank = 0;
   XP_MPI_CHECK(MPI_Comm_size(world, &world_size));
   XP_MPI_CHECK(MPI_Comm_rank(world, &world_rank));
   Layout layout;
+  std::vector<StageRange> stages;
+  const int host_ranks = ranks_on_this_host(world);
   agree_on_setup(world, [&] {
-    layout = resolve_layout(config.parallel, config.model, world_size, count_parameters(config.model));
+    layout = choose_layout(config.parallel, config.model, world_size);
+    stages = partition_layers(config.model, layout.pp);
+    // Refuse to start a run that cannot fit, before allocating anything, and say which knob to turn.
+    Config sized = config;
+    if (sized.parallel.device_memory <= 0.0) sized.parallel.device_memory = detect_device_memory(host_ranks);
+    const MemoryPlan plan = estimate_memory(sized, layout, false);
+    if (!plan.fits) throw InputError("the model does not fit in memory:\n" + format_memory_table(plan, layout));
   });
   grid_ = std::make_unique<ParallelGrid>(world, layout);
   const int threads = host_threads(config.parallel.threads, world);
@@ -62,18 +72,34 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
                        (error ? ": " + error.message() : std::string()));
   });
 
-  model_ = std::make_unique<GPT2>(config.model, config.train.batch_size);
+  const StageRange& stage = stages[grid_->pp_rank()];
+  Placement placement;
+  placement.tp_size = layout.tp;
+  placement.tp_rank = grid_->tp_rank();
+  placement.first_layer = stage.first_layer;
+  placement.last_layer = stage.last_layer;
+  placement.has_embedding = stage.has_embedding;
+  placement.has_head = stage.has_head;
+  const int64_t parameters = ParameterLayout(config.model, placement).total();
+  const bool zero = config.parallel.zero_stage == 1;
+  shard_ = zero ? (parameters + layout.dp - 1) / layout.dp : parameters;
+  slots_ = max_in_flight(layout.pp, grid_->pp_rank(), config.train.grad_accum_steps);
+  model_ = std::make_unique<GPT2>(config.model, placement, grid_->tp(), config.train.batch_size, slots_,
+                                  zero ? shard_ * layout.dp : parameters);
   model_->init_weights(config.train.seed, config.train.init_std);
-  optimizer_ = std::make_unique<AdamW>(model_->layout(), config.train);
+  const int64_t begin = zero ? grid_->dp_rank() * shard_ : 0;
+  optimizer_ = std::make_unique<AdamW>(model_->layout(), config.train, begin, begin + shard_);
+  if (zero) shard_grads_ = FloatBuffer("xp::shard_grads", shard_);
   sequences_.resize(int64_t{config.train.batch_size} * (config.model.seq_len + 1));
 
   const double peak = config.run.peak_tflops > 0 ? config.run.peak_tflops * 1e12 : host_peak_flops(threads);
   metrics_ = std::make_unique<MetricsLog>(config, layout, batch_sequences * config.model.seq_len, peak,
                                           world_rank == 0);
-  metrics_->message("xp_train: " + grid_->describe() + ", " + std::to_string(threads) + " BLAS thread(s)/rank, " +
-                    std::to_string(model_->layout().total()) + " parameters, global batch " +
-                    std::to_string(batch_sequences) + " x " + std::to_string(config.model.seq_len) +
-                    " tokens; data: " + train_data_->describe());
+  metrics_->message("xp_train: " + grid_->describe() + (zero ? " zero_stage=1" : "") + ", " +
+                    std::to_string(threads) + " BLAS thread(s)/rank, " +
+                    std::to_string(count_parameters(config.model)) + " parameters (" + std::to_string(parameters) +
+                    " on rank 0), global batch " + std::to_string(batch_sequences) + " x " +
+                    std::to_string(config.model.seq_len) + " tokens; data: " + train_data_->describe());
 }
 
 int64_t Trainer::global_batch_sequences() const {
@@ -81,41 +107,111 @@ int64_t Trainer::global_batch_sequences() const {
   return int64_t{layout.dp} * config_.train.grad_accum_steps * config_.train.batch_size;
 }
 
+void Trainer::read_micro_batch(int micro) {
+  const int B = config_.train.batch_size;
+  const int64_t first_row = (int64_t{grid_->dp_rank()} * config_.train.grad_accum_steps + micro) * B;
+  train_data_->read(first_row, B, sequences_.data());
+}
+
+void Trainer::run_pipeline(double& loss_sum) {
+  const int B = config_.train.batch_size, stages = grid_->layout().pp, stage = grid_->pp_rank();
+  const size_t activation = size_t(B) * config_.model.seq_len * config_.model.n_embd;
+  const float dloss = 1.0f / static_cast<float>(global_batch_sequences() * config_.model.seq_len);
+  Communicator& pp = grid_->pp();
+  // A send waits to be posted together with this stage's next receive, so neighbours that both send
+  // first never wait on each other (Megatron's send_forward_recv_backward pairing).
+  const float* pending = nullptr;
+  int pending_peer = -1;
+  auto send = [&](const float* data, int peer) {
+    if (pending) pp.send(pending, activation, pending_peer);
+    pending = data;
+    pending_peer = peer;
+  };
+  auto receive = [&](float* data, int peer) {
+    if (pending) pp.send_recv(pending, activation, pending_peer, data, activation, peer);
+    else pp.recv(data, activation, peer);
+    pending = nullptr;
+  };
+  for (const PipeStep& op : one_f_one_b(stages, stage, config_.train.grad_accum_steps)) {
+    const int slot = op.micro_batch % slots_;
+    if (op.op == PipeOp::Forward) {
+      read_micro_batch(op.micro_batch);
+      if (!grid_->first_stage()) receive(model_->input(slot), stage - 1);
+      loss_sum += model_->forward(slot, sequences_.data(), B);
+      if (!grid_->last_stage()) send(model_->output(slot), stage + 1);
+    } else {
+      if (!grid_->last_stage()) receive(model_->output_grad(), stage + 1);
+      model_->backward(slot, dloss);
+      if (!grid_->first_stage()) send(model_->input_grad(), stage - 1);
+    }
+  }
+  if (pending) pp.send(pending, activation, pending_peer);
+}
+
+void Trainer::reduce_gradients() {
+  Kokkos::fence();
+  // The token embedding is one weight used at both ends of the pipeline: sum its two gradients.
+  if (Communicator* embedding = grid_->embedding()) {
+    const TensorInfo& wte = model_->layout().find("wte.weight");
+    embedding->all_reduce_sum(model_->grads.data() + wte.offset, wte.size);
+  }
+  if (config_.parallel.zero_stage == 1)
+    grid_->dp().reduce_scatter_sum(model_->grads.data(), shard_grads_.data(), shard_);
+  else
+    grid_->dp().all_reduce_sum(model_->grads.data(), model_->grads.size());
+}
+
+double Trainer::grad_norm_squared_part() {
+  // Count each parameter of the whole model once: replicated tensors on tp rank 0 only, the tied
+  // embedding on the first stage only, and (ZeRO-1) only this dp rank's slice — or, without ZeRO,
+  // only on dp rank 0, since every replica holds the same summed gradients.
+  const bool zero = config_.parallel.zero_stage == 1;
+  if (!zero && grid_->dp_rank() != 0) return 0.0;
+  const int64_t begin = optimizer_->begin(), end = optimizer_->end();
+  const float* grads = zero ? shard_grads_.data() - begin : model_->grads.data();
+  const ParameterLayout& layout = model_->layout();
+  double sum = 0.0;
+  for (const TensorInfo& tensor : layout.tensors()) {
+    if (tensor.split == Split::Replicated && grid_->tp_rank() != 0) continue;
+    if (tensor.name == "wte.weight" && !layout.placement().has_embedding) continue;
+    const int64_t first = std::max(begin, tensor.offset), last = std::min(end, tensor.offset + tensor.size);
+    if (first < last) sum += sum_squares(grads + first, last - first);
+  }
+  return sum;
+}
+
 StepResult Trainer::step() {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
-  const int B = config_.train.batch_size, T = config_.model.seq_len;
-  const int accum = config_.train.grad_accum_steps;
-  const int64_t batch_sequences = global_batch_sequences();
-  const float dloss = 1.0f / static_cast<float>(batch_sequences * T);  // the loss is a mean over the global batch
+  const int64_t tokens = global_batch_sequences() * config_.model.seq_len;
   StepResult result;
 
-  // Forward and backward over this replica's micro-batches; gradients accumulate.
+  // Forward and backward of this replica's micro-batches (1F1B over the pipeline stages).
   model_->zero_grads();
-  train_data_->align(batch_sequences);
+  train_data_->align(global_batch_sequences());
   double loss_sum = 0.0;
-  for (int micro = 0; micro < accum; ++micro) {
-    const int64_t first_row = (int64_t{grid_->dp_rank()} * accum + micro) * B;
-    train_data_->read(first_row, B, sequences_.data());
-    loss_sum += model_->forward(sequences_.data(), B);
-    model_->backward(dloss);
-  }
-  train_data_->advance(batch_sequences);
+  run_pipeline(loss_sum);
+  train_data_->advance(global_batch_sequences());
 
-  // Sum gradients and losses over data-parallel replicas.
-  Kokkos::fence();
-  grid_->dp().all_reduce_sum(model_->grads.data(), model_->grads.size());
-  result.loss = all_reduce_sum(grid_->dp_comm(), loss_sum) / (batch_sequences * T);
+  // Gradients: tied embedding, then data-parallel sum; the loss lives on the last stage.
+  reduce_gradients();
+  const bool reports_loss = grid_->last_stage() && grid_->tp_rank() == 0;
+  result.loss = all_reduce_sum(grid_->world(), reports_loss ? loss_sum : 0.0) / tokens;
 
   // Clip by the global gradient norm (torch.nn.utils.clip_grad_norm_ semantics).
-  result.grad_norm = std::sqrt(sum_squares(model_->grads.data(), model_->grads.size()));
+  result.grad_norm = std::sqrt(all_reduce_sum(grid_->world(), grad_norm_squared_part()));
   double grad_scale = 1.0;
   if (config_.train.grad_clip_norm > 0.0)
     grad_scale = std::min(1.0, config_.train.grad_clip_norm / (result.grad_norm + 1e-6));
 
-  // AdamW update.
+  // AdamW on this rank's parameters (its ZeRO-1 slice, then every slice is gathered back).
   result.lr = learning_rate(config_.train, steps_done_);
-  optimizer_->step(model_->params, model_->grads, result.lr, grad_scale);
+  const bool zero = config_.parallel.zero_stage == 1;
+  optimizer_->step(model_->params.data(), zero ? shard_grads_.data() : model_->grads.data(), result.lr, grad_scale);
+  if (zero) {
+    Kokkos::fence();
+    grid_->dp().all_gather(model_->params.data() + optimizer_->begin(), model_->params.data(), shard_);
+  }
   Kokkos::fence();
   ++steps_done_;
   result.ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
@@ -124,17 +220,22 @@ StepResult Trainer::step() {
 
 double Trainer::evaluate() {
   if (!val_data_) return -1.0;
-  const int B = config_.train.batch_size, T = config_.model.seq_len;
+  const int B = config_.train.batch_size, T = config_.model.seq_len, stage = grid_->pp_rank();
+  const size_t activation = size_t(B) * T * config_.model.n_embd;
   const int64_t batch_sequences = int64_t{grid_->layout().dp} * B;
   val_data_->cursor = DataCursor{};  // the same validation tokens every time
   double loss_sum = 0.0;
   for (int i = 0; i < config_.data.eval_batches; ++i) {
     val_data_->align(batch_sequences);
     val_data_->read(int64_t{grid_->dp_rank()} * B, B, sequences_.data());
-    loss_sum += model_->forward(sequences_.data(), B);
+    if (!grid_->first_stage()) grid_->pp().recv(model_->input(0), activation, stage - 1);
+    loss_sum += model_->forward(0, sequences_.data(), B);
+    if (!grid_->last_stage()) grid_->pp().send(model_->output(0), activation, stage + 1);
     val_data_->advance(batch_sequences);
   }
-  return all_reduce_sum(grid_->dp_comm(), loss_sum) / (double(config_.data.eval_batches) * batch_sequences * T);
+  const bool reports_loss = grid_->last_stage() && grid_->tp_rank() == 0;
+  return all_reduce_sum(grid_->world(), reports_loss ? loss_sum : 0.0) /
+         (double(config_.data.eval_batches) * batch_sequences * T);
 }
 
 std::vector<double> Trainer::run() {

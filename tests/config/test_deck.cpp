@@ -13,7 +13,8 @@
 
 #include "xp/core/error.hpp"
 #include "xp/model/layout.hpp"
-#include "xp/parallel/grid.hpp"
+#include "xp/parallel/topology.hpp"
+#include "xp/parallel/topology.hpp"
 
 namespace xp::test {
 namespace {
@@ -312,20 +313,30 @@ TEST(Presets, UnknownPresetListsTheAllowedOnes) {
 TEST(Layout, ProductMustEqualTheWorld) {
   ParallelConfig parallel;
   parallel.dp_size = 3;
-  const std::string message = input_error([&] { resolve_layout(parallel, ModelConfig{}, 2, 1000); });
-  EXPECT_EQ(message, "tp_size 1 × pp_stages 1 × dp_size 3 = 3 ≠ 2 ranks");
+  const std::string message = input_error([&] { choose_layout(parallel, ModelConfig{}, 2); });
+  EXPECT_EQ(message.rfind("tp_size 1 × pp_stages 1 × dp_size 3 = 3 ≠ 2 ranks", 0), 0u) << message;
 }
 
 TEST(Layout, AutoDataParallelFillsTheWorld) {
   for (int world : {1, 2, 3, 4, 8}) {
-    const Layout layout = resolve_layout(ParallelConfig{}, ModelConfig{}, world, 1000);
+    const Layout layout = choose_layout(ParallelConfig{}, ModelConfig{}, world);
     EXPECT_EQ(layout.dp, world);
     EXPECT_EQ(layout.tp, 1);
     EXPECT_EQ(layout.pp, 1);
   }
   ParallelConfig parallel;
   parallel.tp_size = 2;
-  EXPECT_NE(input_error([&] { resolve_layout(parallel, ModelConfig{}, 4, 1000); }).find("tp_size 2"),
+  const Layout split = choose_layout(parallel, ModelConfig{}, 4);
+  EXPECT_EQ(split.tp, 2);
+  EXPECT_EQ(split.dp, 2);
+  ModelConfig three_heads;
+  three_heads.n_head = 3;
+  three_heads.n_embd = 96;
+  EXPECT_NE(input_error([&] { choose_layout(parallel, three_heads, 4); }).find("n_head 3 is not divisible by tp_size 2"),
+            std::string::npos);
+  parallel.tp_size = 1;
+  parallel.pp_stages = 4;
+  EXPECT_NE(input_error([&] { choose_layout(parallel, ModelConfig{}, 4); }).find("pp_stages 4 > n_layer 2"),
             std::string::npos);
 }
 

@@ -1,17 +1,33 @@
 #pragma once
+// Softmax cross-entropy over logits whose vocabulary may be split across tensor-parallel ranks: each
+// rank holds columns [vocab_start, vocab_start + Vl) of the padded vocabulary, of which the first
+// `valid` are real tokens (padded columns never count). The full loss needs three per-row reductions
+// over ranks (max, Σ exp, target logit); with one rank they are the identity.
 #include <cstdint>
 
 namespace xp {
 
-// Per-row softmax cross-entropy over the first V of Vp logits (padded columns never count).
-// logits (N,Vp), targets (N) → losses (N), lse (N) = log Σ exp(logits[:V]) kept for backward.
-// Returns Σ losses (double), the sum over this micro-batch.
+// row_max (N) = max over the valid columns of logits (N,Vl) (-inf-like when none).
+void cross_entropy_row_max(float* row_max, const float* logits, int N, int valid, int Vl);
+
+// sum_exp (N) = Σ over valid columns of exp(logit - row_max).
+void cross_entropy_sum_exp(float* sum_exp, const float* logits, const float* row_max, int N, int valid, int Vl);
+
+// target_logit (N) = logits[n, targets[n] - vocab_start] when this rank holds the target, else 0.
+void cross_entropy_target_logit(float* target_logit, const float* logits, const int32_t* targets, int N, int Vl,
+                                int vocab_start);
+
+// losses (N) = row_max + log(sum_exp) - target_logit; lse (N) = row_max + log(sum_exp). Returns Σ losses.
+double cross_entropy_finish(float* losses, float* lse, const float* row_max, const float* sum_exp,
+                            const float* target_logit, int N);
+
+// All of the above on one rank: logits (N,Vp) with the first V columns real.
 double cross_entropy_fwd(float* losses, float* lse, const float* logits, const int32_t* targets, int N, int V,
                          int Vp);
 
-// dlogits (N,Vp) = dloss · (softmax - onehot) on the first V columns, 0 on padding. dlogits may alias
+// dlogits (N,Vl) = dloss · (softmax - onehot) on the valid columns, 0 on padding. dlogits may alias
 // logits. dloss is ∂L/∂loss_n, the same for every row (e.g. 1 / tokens in the global batch).
-void cross_entropy_bwd(float* dlogits, const float* logits, const float* lse, const int32_t* targets,
-                       float dloss, int N, int V, int Vp);
+void cross_entropy_bwd(float* dlogits, const float* logits, const float* lse, const int32_t* targets, float dloss,
+                       int N, int valid, int Vl, int vocab_start = 0);
 
 }  // namespace xp

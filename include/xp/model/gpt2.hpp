@@ -1,65 +1,90 @@
 #pragma once
 // GPT-2 as published: learned position embeddings, pre-LayerNorm blocks, causal multi-head attention,
 // tanh-GELU MLP of width 4C, final LayerNorm, LM head tied to the token embedding, vocabulary padded
-// to Vp with padded logits excluded from the loss. Forward is one loop over blocks; backward is the
-// same steps in reverse.
+// to Vp with padded logits excluded from the loss.
+//
+// One object is one rank's share: the layers of its pipeline stage (Placement), with the attention
+// heads, MLP columns and vocabulary rows of its tensor-parallel rank (Megatron-style: column-parallel
+// QKV and MLP-up, row-parallel projections followed by a tp all-reduce, vocab-parallel embedding and
+// cross-entropy). Forward is one loop over blocks; backward the same steps in reverse. Activations of
+// up to `slots` micro-batches are kept at once (pipeline micro-batches in flight).
 #include <cstdint>
+#include <vector>
 
 #include "xp/config/config.hpp"
 #include "xp/core/types.hpp"
 #include "xp/model/layout.hpp"
+#include "xp/parallel/comm.hpp"
 
 namespace xp {
 
 class GPT2 {
  public:
-  // Activations are sized for micro-batches of up to `max_batch` sequences of model.seq_len tokens.
-  GPT2(const ModelConfig& model, int max_batch);
+  // `tp` is the tensor-parallel group (size 1 for none); it must outlive the model. params and grads
+  // hold max(buffer_size, layout().total()) floats (ZeRO-1 pads them to a multiple of dp; padding is 0).
+  GPT2(const ModelConfig& model, const Placement& placement, Communicator& tp, int max_batch, int slots = 1,
+       int64_t buffer_size = 0);
 
   const ModelConfig& config() const { return model_; }
   const ParameterLayout& layout() const { return layout_; }
   int max_batch() const { return max_batch_; }
 
   // Normal(0, std) weights (residual projections scaled by 1/sqrt(2·n_layer)), zero biases, unit
-  // LayerNorm gains. Each element depends only on (seed, tensor name, index), not on the layout.
+  // LayerNorm gains. Each element depends only on (seed, tensor name, index in the whole tensor), so
+  // every layout starts from the same model.
   void init_weights(uint64_t seed, double std);
 
-  // sequences: host array (B, T+1) of token ids; inputs are columns 0..T-1, targets 1..T.
-  // Returns the sum of the B·T token losses.
-  double forward(const int32_t* sequences, int B);
+  // Where a stage after the first receives its input, the residual stream (B,T,C), before forward.
+  float* input(int slot) { return act(slot, a_.encoded); }
+  // Forward of one micro-batch, kept in `slot`. sequences: host array (B, T+1) of token ids (inputs are
+  // columns 0..T-1, targets 1..T). Returns the sum of the B·T token losses on the last stage, else 0.
+  double forward(int slot, const int32_t* sequences, int B);
+  // The residual stream (B,T,C) this stage passes on (not on the last stage).
+  float* output(int slot) { return block_input(slot, layout_.placement().last_layer); }
 
-  // Adds to grads the gradient of dloss · Σ losses of the last forward.
-  void backward(float dloss);
+  // Where a stage before the last receives the gradient of output(slot) before backward. Apart from
+  // input_grad(), so a stage may send one while receiving the other.
+  float* output_grad() { return grad_act(g_.doutput); }
+  // Adds to grads the gradient of dloss · Σ losses of the micro-batch in `slot`.
+  void backward(int slot, float dloss);
+  // Gradient of input(slot) after backward (not on the first stage); valid until the next backward.
+  float* input_grad() { return grad_act(g_.dresidual); }
 
   void zero_grads();
 
-  FloatBuffer params;  // flat fp32 weights, laid out by layout()
+  FloatBuffer params;  // flat fp32 weights of this rank, laid out by layout() (then padding)
   FloatBuffer grads;   // same layout
 
  private:
-  // Offsets into acts_: per-block tensors are [n_layer][max_batch·T·width].
+  // Offsets of one micro-batch's activations; per-block tensors are [layers][max_batch·T·width].
   struct ActivationOffsets {
-    int64_t encoded, ln1, ln1_mean, ln1_rstd, qkv, atty, att, residual2, ln2, ln2_mean, ln2_rstd, fch,
-        fch_gelu, residual3, lnf, lnf_mean, lnf_rstd, logits, lse, losses, scratch, total;
+    int64_t encoded, ln1, ln1_mean, ln1_rstd, qkv, atty, att, residual2, ln2, ln2_mean, ln2_rstd, fch, fch_gelu,
+        residual3, lnf, lnf_mean, lnf_rstd, logits, lse, losses, row_stats, total;
   };
   // Offsets into grad_acts_ (reused by every block during backward).
   struct GradOffsets {
-    int64_t dresidual, dC, d3C, d4C, attention_scratch, total;
+    int64_t dresidual, doutput, dC, d3C, d4C, attention_scratch, scratch, total;
   };
-  float* act(int64_t offset) { return acts_.data() + offset; }
+  float* act(int slot, int64_t offset) { return acts_.data() + slot * a_.total + offset; }
   float* grad_act(int64_t offset) { return grad_acts_.data() + offset; }
   float* param(int64_t offset) { return params.data() + offset; }
   float* grad(int64_t offset) { return grads.data() + offset; }
+  float* block_input(int slot, int layer);  // residual stream entering block `layer`
+
+  // Tensor-parallel mappings (Megatron's reduce_from_tensor_parallel_region): sum partial results.
+  void reduce_from_tp(float* data, int64_t count) { tp_.all_reduce_sum(data, static_cast<size_t>(count)); }
+  double loss_fwd(int slot, int N);
 
   ModelConfig model_;
   ParameterLayout layout_;
-  int max_batch_;
-  int batch_ = 0;  // B of the last forward
+  Communicator& tp_;
+  int max_batch_, slots_;
+  int C_local_, heads_local_, vocab_local_, vocab_start_, vocab_valid_;
+  std::vector<int> batch_;  // B of each slot's forward
   ActivationOffsets a_;
   GradOffsets g_;
-  FloatBuffer acts_;
-  FloatBuffer grad_acts_;
-  TokenBuffer inputs_, targets_;
+  FloatBuffer acts_, grad_acts_;
+  TokenBuffer inputs_, targets_;            // [slots][max_batch·T]
   HostTokenBuffer host_inputs_, host_targets_;
 };
 

@@ -28,6 +28,10 @@ class Communicator {
   // Blocking point-to-point with a rank of this group (pipeline neighbours).
   virtual void send(const float* data, std::size_t count, int peer) = 0;
   virtual void recv(float* data, std::size_t count, int peer) = 0;
+  // A send and a receive posted together, so two neighbours that both send before they receive do not
+  // wait on each other (Megatron's send_forward_recv_backward and send_backward_recv_forward).
+  virtual void send_recv(const float* send_data, std::size_t send_count, int send_peer, float* recv_data,
+                         std::size_t recv_count, int recv_peer) = 0;
 };
 
 // MPI backend over `comm` (not owned).

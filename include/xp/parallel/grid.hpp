@@ -6,7 +6,6 @@
 //     tp groups: [0,1] [2,3] [4,5] [6,7]
 //     pp groups: [0,2] [1,3] [4,6] [5,7]      (stage 0 → stage 1)
 //     dp groups: [0,4] [1,5] [2,6] [3,7]
-#include <cstdint>
 #include <string>
 
 #include <mpi.h>
@@ -21,11 +20,6 @@ struct Layout {
   int tp = 1;
   int pp = 1;
 };
-
-// Resolves `auto` (0) degrees for `world_size` ranks and a model of `parameters` parameters, then
-// checks tp × pp × dp = world. Throws InputError naming every factor.
-Layout resolve_layout(const ParallelConfig& parallel, const ModelConfig& model, int world_size,
-                      int64_t parameters);
 
 class ParallelGrid {
  public:
@@ -48,6 +42,11 @@ class ParallelGrid {
   Communicator& dp() const { return *dp_; }
   Communicator& tp() const { return *tp_; }
   Communicator& pp() const { return *pp_; }
+  // First and last pipeline stage of one (dp, tp) position, which both hold the tied token embedding;
+  // null on other stages and when pp = 1.
+  Communicator* embedding() const { return embedding_.get(); }
+  bool first_stage() const { return pp_rank_ == 0; }
+  bool last_stage() const { return pp_rank_ == layout_.pp - 1; }
   std::string describe() const;  // "dp=2 tp=1 pp=1"
 
  private:
@@ -55,7 +54,8 @@ class ParallelGrid {
   MPI_Comm world_;
   int world_rank_ = 0, dp_rank_ = 0, tp_rank_ = 0, pp_rank_ = 0;
   MPI_Comm dp_comm_ = MPI_COMM_NULL, tp_comm_ = MPI_COMM_NULL, pp_comm_ = MPI_COMM_NULL;
-  std::unique_ptr<Communicator> dp_, tp_, pp_;
+  MPI_Comm embedding_comm_ = MPI_COMM_NULL;
+  std::unique_ptr<Communicator> dp_, tp_, pp_, embedding_;
 };
 
 }  // namespace xp

@@ -1,6 +1,7 @@
 #pragma once
-// AdamW over the flat parameter buffer: fp32 moments laid out like the parameters; weight decay only
-// on the tensors the parameter table marks (2-D weights).
+// AdamW over a range [begin, end) of the flat parameter buffer: the whole buffer, or with ZeRO-1 this
+// data-parallel rank's shard. fp32 moments for the range only; weight decay on the tensors the
+// parameter table marks (2-D weights).
 #include <vector>
 
 #include "xp/config/config.hpp"
@@ -11,21 +12,25 @@ namespace xp {
 
 class AdamW {
  public:
-  AdamW(const ParameterLayout& layout, const TrainConfig& train);
+  AdamW(const ParameterLayout& layout, const TrainConfig& train, int64_t begin, int64_t end);
 
-  // One update; grads are multiplied by grad_scale (clipping) on the fly.
-  void step(FloatBuffer& params, const FloatBuffer& grads, double lr, double grad_scale);
+  // One update of params[begin, end) from grads (end - begin values, for that range), multiplied by
+  // grad_scale (clipping) on the fly.
+  void step(float* params, const float* grads, double lr, double grad_scale);
   int64_t steps_taken() const { return steps_taken_; }
+  int64_t begin() const { return begin_; }
+  int64_t end() const { return end_; }
 
-  FloatBuffer m, v;
+  FloatBuffer m, v;  // (end - begin)
 
  private:
   struct Segment {
-    int64_t offset, size;
+    int64_t offset, size;  // within [begin, end)
     bool decay;
   };
   std::vector<Segment> segments_;  // runs of adjacent tensors with the same decay flag
   TrainConfig train_;
+  int64_t begin_, end_;
   int64_t steps_taken_ = 0;
 };
 

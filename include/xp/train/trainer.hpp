@@ -1,5 +1,8 @@
 #pragma once
-// One training run: set-up (layout, model, data, optimizer, metrics), then optimizer steps.
+// One training run: set-up (layout, model share, data, optimizer, metrics), then optimizer steps. A
+// step runs this rank's micro-batches through the 1F1B pipeline schedule (plain gradient accumulation
+// when pp = 1), ties the embedding gradients of the first and last stage, reduces gradients over dp
+// (all-reduce, or reduce-scatter with ZeRO-1), clips by the global norm and applies AdamW.
 #include <memory>
 #include <vector>
 
@@ -26,9 +29,9 @@ class Trainer {
   // Collective over `world`. Input problems (layout, data files, run_dir) throw InputError on every rank.
   Trainer(const Config& config, MPI_Comm world);
 
-  StepResult step();                      // one optimizer step
-  double evaluate();                      // mean validation loss; < 0 when there is no validation data
-  std::vector<double> run();              // all remaining steps with logging; returns the losses
+  StepResult step();          // one optimizer step
+  double evaluate();          // mean validation loss; < 0 when there is no validation data
+  std::vector<double> run();  // all remaining steps with logging; returns the losses
 
   const ParallelGrid& grid() const { return *grid_; }
   GPT2& model() { return *model_; }
@@ -36,6 +39,11 @@ class Trainer {
   int64_t global_batch_sequences() const;
 
  private:
+  void run_pipeline(double& loss_sum);  // forward/backward of this step's micro-batches
+  void reduce_gradients();              // tied embedding over pp ends, then over dp
+  double grad_norm_squared_part();      // this rank's share of Σ g², each parameter counted once
+  void read_micro_batch(int micro);     // this replica's rows of micro-batch `micro` into sequences_
+
   Config config_;
   std::unique_ptr<ParallelGrid> grid_;
   std::unique_ptr<GPT2> model_;
@@ -43,6 +51,9 @@ class Trainer {
   std::unique_ptr<TokenSource> train_data_, val_data_;
   std::unique_ptr<MetricsLog> metrics_;
   std::vector<int32_t> sequences_;  // host rows (batch_size, T+1)
+  FloatBuffer shard_grads_;         // ZeRO-1: this rank's slice of the dp-summed gradients
+  int64_t shard_ = 0;               // ZeRO-1 slice length (flat buffers are padded to dp · shard_)
+  int slots_ = 1;                   // micro-batches in flight on this stage
   int64_t steps_done_ = 0;
 };
 

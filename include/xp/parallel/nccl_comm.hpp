@@ -1,0 +1,74 @@
+#pragma once
+// NCCL backend of the Communicator interface (comm.hpp): device buffers, one GPU per rank. Built only
+// with -DXP_ENABLE_NCCL=ON, which defines XP_HAVE_NCCL. Meant to be used like this, on every rank:
+//
+//     if (xp::nccl_usable(world)) {                                 // collective over world
+//       XP_CUDA_CHECK(cudaSetDevice(xp::local_rank(world)));        // or Kokkos' map-device-by-rank
+//       cudaStream_t stream = Kokkos::DefaultExecutionSpace().cuda_stream();
+//       auto dp = xp::make_nccl_communicator(dp_comm, stream);      // collective over dp_comm
+//       ...                                                         // same order of groups on all ranks
+//     } else {
+//       auto dp = xp::make_mpi_communicator(dp_comm);               // host-staged fallback
+//     }
+//
+// Semantics that differ from the MPI backend:
+// - Every pointer is device memory of this rank's GPU.
+// - Every operation is only enqueued on `stream`: "done" means done in stream order. Kernels that
+//   later use the buffer on the same stream see the result; the host, or another stream, must
+//   synchronise with `stream` first (e.g. Kokkos::fence() before reading a result on the host, and
+//   before freeing or refilling a send buffer from outside the stream).
+// - send/recv are stream-ordered and block the GPU stream until the peer posts the matching call with
+//   the same count; so a pipeline schedule that is deadlock-free with MPI's blocking send/recv (every
+//   send met by its recv in the same order on both sides) is deadlock-free here, and calls may follow
+//   one another without the host waiting. Neighbours that both send before they receive must use
+//   send_recv (one NCCL group); with two plain sends they hang here even for small messages, where MPI
+//   might have buffered them.
+// - Communicators of several groups (dp, tp, pp) on one stream must see their operations in the same
+//   relative order on every rank, as with MPI; creating and destroying them too (both are collective).
+// - Counts are 64-bit end to end: NCCL takes size_t counts, so nothing is chunked.
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <cuda_runtime_api.h>
+#include <mpi.h>
+#include <nccl.h>
+
+#include "xp/core/error.hpp"
+#include "xp/parallel/comm.hpp"
+
+namespace xp {
+
+// NCCL communicator over the ranks of `comm` (not owned; used only during construction to share the
+// ncclUniqueId). Collective over `comm`; the rank's device must already be selected. Operations are
+// enqueued on `stream`, the one stream this rank shares with Kokkos and cuBLASLt.
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, cudaStream_t stream);
+
+// This rank's index among the ranks of `world` on the same host (its GPU index).
+int local_rank(MPI_Comm world);
+
+// True on every rank when every host has at least as many visible GPUs as ranks, false on every rank
+// otherwise (NCCL refuses two ranks on one GPU; callers then use the MPI backend). Collective.
+bool nccl_usable(MPI_Comm world);
+
+// "rank, file:line: call: NCCL's message" (with NCCL's last detailed error where it has one).
+[[noreturn]] void nccl_fatal(const char* file, int line, const char* call, ncclResult_t result);
+
+}  // namespace xp
+
+#define XP_NCCL_CHECK(call)                                                      \
+  do {                                                                           \
+    ncclResult_t xp_nccl_rc_ = (call);                                           \
+    if (xp_nccl_rc_ != ncclSuccess) ::xp::nccl_fatal(__FILE__, __LINE__, #call, xp_nccl_rc_); \
+  } while (0)
+
+// Guarded: a later CUDA header of the project may define the same check.
+#ifndef XP_CUDA_CHECK
+#define XP_CUDA_CHECK(call)                                                                            \
+  do {                                                                                                 \
+    cudaError_t xp_cuda_rc_ = (call);                                                                  \
+    if (xp_cuda_rc_ != cudaSuccess)                                                                    \
+      ::xp::fatal(__FILE__, __LINE__,                                                                  \
+                  std::string(#call) + ": " + cudaGetErrorName(xp_cuda_rc_) + ": " + cudaGetErrorString(xp_cuda_rc_)); \
+  } while (0)
+#endif

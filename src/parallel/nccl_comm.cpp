@@ -1,0 +1,130 @@
+#include "xp/parallel/nccl_comm.hpp"
+
+#include <cstring>
+
+namespace xp {
+namespace {
+
+// Every operation is only enqueued on stream_; see nccl_comm.hpp for what that means to callers.
+class NcclCommunicator : public Communicator {
+ public:
+  NcclCommunicator(MPI_Comm comm, cudaStream_t stream) : stream_(stream) {
+    XP_REQUIRE(comm != MPI_COMM_NULL, "make_nccl_communicator: MPI_COMM_NULL");
+    XP_MPI_CHECK(MPI_Comm_rank(comm, &rank_));
+    XP_MPI_CHECK(MPI_Comm_size(comm, &size_));
+    // MPI bootstraps NCCL: rank 0 of the group makes the id, every rank of the group receives it.
+    ncclUniqueId id;
+    std::memset(&id, 0, sizeof(id));
+    if (rank_ == 0) XP_NCCL_CHECK(ncclGetUniqueId(&id));
+    XP_MPI_CHECK(MPI_Bcast(&id, static_cast<int>(sizeof(id)), MPI_BYTE, 0, comm));
+    XP_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+  }
+
+  // Finalize drains this communicator's operations on every rank (collective), then Destroy frees
+  // them locally without blocking: NCCL's recommended order.
+  ~NcclCommunicator() override {
+    XP_NCCL_CHECK(ncclCommFinalize(comm_));
+    XP_NCCL_CHECK(ncclCommDestroy(comm_));
+  }
+
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string backend() const override { return "nccl"; }
+
+  void all_reduce_sum(float* data, std::size_t count) override {
+    XP_NCCL_CHECK(ncclAllReduce(data, data, count, ncclFloat32, ncclSum, comm_, stream_));
+  }
+
+  void all_reduce_max(float* data, std::size_t count) override {
+    XP_NCCL_CHECK(ncclAllReduce(data, data, count, ncclFloat32, ncclMax, comm_, stream_));
+  }
+
+  // send (size · recv_count), rank r's slice at [r·recv_count, (r+1)·recv_count): NCCL's own layout.
+  void reduce_scatter_sum(const float* send, float* recv, std::size_t recv_count) override {
+    XP_NCCL_CHECK(ncclReduceScatter(send, recv, recv_count, ncclFloat32, ncclSum, comm_, stream_));
+  }
+
+  // recv (size · send_count), rank r's block at [r·send_count, (r+1)·send_count): NCCL's own layout.
+  void all_gather(const float* send, float* recv, std::size_t send_count) override {
+    XP_NCCL_CHECK(ncclAllGather(send, recv, send_count, ncclFloat32, comm_, stream_));
+  }
+
+  void broadcast(float* data, std::size_t count, int root) override {
+    XP_NCCL_CHECK(ncclBroadcast(data, data, count, ncclFloat32, root, comm_, stream_));
+  }
+
+  // One operation each, so no group is needed; the peer must post the matching call with this count.
+  void send(const float* data, std::size_t count, int peer) override {
+    XP_REQUIRE(peer != rank_, "nccl send: a rank cannot send to itself outside a group");
+    XP_NCCL_CHECK(ncclSend(data, count, ncclFloat32, peer, comm_, stream_));
+  }
+
+  void recv(float* data, std::size_t count, int peer) override {
+    XP_REQUIRE(peer != rank_, "nccl recv: a rank cannot receive from itself outside a group");
+    XP_NCCL_CHECK(ncclRecv(data, count, ncclFloat32, peer, comm_, stream_));
+  }
+
+  // One group: NCCL progresses both together, so neighbours that both send first do not deadlock.
+  void send_recv(const float* send_data, std::size_t send_count, int send_peer, float* recv_data,
+                 std::size_t recv_count, int recv_peer) override {
+    XP_NCCL_CHECK(ncclGroupStart());
+    XP_NCCL_CHECK(ncclSend(send_data, send_count, ncclFloat32, send_peer, comm_, stream_));
+    XP_NCCL_CHECK(ncclRecv(recv_data, recv_count, ncclFloat32, recv_peer, comm_, stream_));
+    XP_NCCL_CHECK(ncclGroupEnd());
+  }
+
+ private:
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_;
+  int rank_ = 0, size_ = 1;
+};
+
+// The ranks of `world` that share this host's memory (and its GPUs).
+MPI_Comm host_comm(MPI_Comm world) {
+  MPI_Comm host = MPI_COMM_NULL;
+  XP_MPI_CHECK(MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host));
+  return host;
+}
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, cudaStream_t stream) {
+  return std::make_unique<NcclCommunicator>(comm, stream);
+}
+
+int local_rank(MPI_Comm world) {
+  MPI_Comm host = host_comm(world);
+  int rank = 0;
+  XP_MPI_CHECK(MPI_Comm_rank(host, &rank));
+  XP_MPI_CHECK(MPI_Comm_free(&host));
+  return rank;
+}
+
+bool nccl_usable(MPI_Comm world) {
+  MPI_Comm host = host_comm(world);
+  int ranks_on_host = 1;
+  XP_MPI_CHECK(MPI_Comm_size(host, &ranks_on_host));
+  XP_MPI_CHECK(MPI_Comm_free(&host));
+  // No driver or no device is an answer here ("use MPI"), not an error.
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess) {
+    devices = 0;
+    cudaGetLastError();  // clear it, so the next CUDA check does not report it
+  }
+  int usable = devices >= ranks_on_host ? 1 : 0, everywhere = 0;
+  XP_MPI_CHECK(MPI_Allreduce(&usable, &everywhere, 1, MPI_INT, MPI_MIN, world));
+  return everywhere == 1;
+}
+
+void nccl_fatal(const char* file, int line, const char* call, ncclResult_t result) {
+  std::string message = std::string(call) + ": " + ncclGetErrorString(result);
+  // The detail (which peer, which transport) is in NCCL's last error, when it recorded one.
+  const char* detail = ncclGetLastError(nullptr);
+  if (detail != nullptr && detail[0] != '\0') message += " (" + std::string(detail) + ")";
+  fatal(file, line, message);
+}
+
+}  // namespace xp
