@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake pkg-config
   openmpi-bin libopenmpi-dev            # MPI: processes and host collectives
-  libhdf5-dev hdf5-tools                # HDF5: weights and checkpoints, h5ls/h5dump
+  libhdf5-dev hdf5-tools zlib1g-dev     # HDF5: weights and checkpoints, h5ls/h5dump; CRC-32
   libtrilinos-kokkos-dev                # Kokkos 3.4 (Serial backend) for the kernels
   libopenblas-dev                       # host GEMM
   libtomlplusplus-dev                   # input decks

@@ -226,6 +226,13 @@ std::vector<DeckKey> make_keys() {
                             [](Config& c) -> std::string& { return c.run.run_dir; }));
   keys.push_back(integer_key<int64_t>("log_every", "run", "console line every this many steps",
                                       [](Config& c) -> int64_t& { return c.run.log_every; }, 1));
+  keys.push_back(integer_key<int64_t>("checkpoint_every", "run",
+                                      "steps between checkpoints; 0 = only at the end and on SIGTERM/SIGUSR1",
+                                      [](Config& c) -> int64_t& { return c.run.checkpoint_every; }, 0));
+  keys.push_back(integer_key<int>("keep_last", "run", "complete checkpoints kept in <run_dir>/ckpt; 0 = all",
+                                  [](Config& c) -> int& { return c.run.keep_last; }, 0));
+  keys.push_back(string_key("resume", "run", "none, latest (newest in <run_dir>/ckpt, if any), or a checkpoint directory",
+                            [](Config& c) -> std::string& { return c.run.resume; }));
   keys.push_back(float_key("peak_tflops", "run", "per-rank peak TFLOP/s for MFU; auto = device table",
                            [](Config& c) -> double& { return c.run.peak_tflops; }, 1e-6, 1e6, "auto"));
   return keys;

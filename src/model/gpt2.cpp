@@ -11,7 +11,7 @@
 #include "xp/kernels/embedding.hpp"
 #include "xp/kernels/gelu.hpp"
 #include "xp/kernels/layernorm.hpp"
-#include "xp/kernels/matmul.hpp"
+#include "xp/model/tensor_parallel.hpp"
 
 namespace xp {
 namespace {
@@ -120,7 +120,7 @@ double GPT2::forward(int slot, const int32_t* sequences, int B) {
   const Placement& place = layout_.placement();
   const int T = model_.seq_len, C = model_.n_embd, CL = C_local_, NH = heads_local_;
   const int N = B * T;
-  const int64_t maxN = int64_t{max_batch_} * T, NC = int64_t{N} * C;
+  const int64_t maxN = int64_t{max_batch_} * T;
   batch_[slot] = B;
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < T; ++t) {
@@ -131,11 +131,8 @@ double GPT2::forward(int slot, const int32_t* sequences, int B) {
   Kokkos::deep_copy(targets_, host_targets_);
 
   if (place.has_embedding) {
-    // Vocab-parallel lookup: each rank fills the rows of its tokens, one rank adds positions, tp sums.
-    const float* wpe = place.tp_rank == 0 ? param(layout_.wpe()) : nullptr;
-    embedding_fwd(input(slot), inputs_.data() + slot * maxN, param(layout_.wte()), wpe, B, T, C, vocab_start_,
-                  vocab_local_);
-    reduce_from_tp(input(slot), NC);
+    vocab_parallel_embedding_fwd(input(slot), inputs_.data() + slot * maxN, param(layout_.wte()),
+                                 param(layout_.wpe()), B, T, C, vocab_start_, vocab_local_, tp_);
   }
   float* scratch = grad_act(g_.scratch);
   for (int l = place.first_layer; l < place.last_layer; ++l) {
@@ -153,17 +150,15 @@ double GPT2::forward(int slot, const int32_t* sequences, int B) {
 
     layernorm_fwd(ln1, act(slot, a_.ln1_mean + i * maxN), act(slot, a_.ln1_rstd + i * maxN), residual,
                   param(w.ln1_w), param(w.ln1_b), N, C);
-    matmul_fwd(qkv, ln1, param(w.qkv_w), param(w.qkv_b), N, C, 3 * CL);  // column-parallel: this rank's heads
+    column_parallel_fwd(qkv, ln1, param(w.qkv_w), param(w.qkv_b), N, C, 3 * CL);  // this rank's heads
     attention_fwd(atty, act(slot, a_.att + i * int64_t{max_batch_} * NH * T * T), qkv, B, T, CL, NH);
-    matmul_fwd(scratch, atty, param(w.proj_w), nullptr, N, CL, C);  // row-parallel: partial sums
-    reduce_from_tp(scratch, NC);
+    row_parallel_fwd(scratch, atty, param(w.proj_w), N, CL, C, tp_);
     bias_residual_fwd(residual2, residual, scratch, param(w.proj_b), N, C);
     layernorm_fwd(ln2, act(slot, a_.ln2_mean + i * maxN), act(slot, a_.ln2_rstd + i * maxN), residual2,
                   param(w.ln2_w), param(w.ln2_b), N, C);
-    matmul_fwd(fch, ln2, param(w.fc_w), param(w.fc_b), N, C, 4 * CL);
+    column_parallel_fwd(fch, ln2, param(w.fc_w), param(w.fc_b), N, C, 4 * CL);
     gelu_fwd(fch_gelu, fch, 4 * int64_t{N} * CL);
-    matmul_fwd(scratch, fch_gelu, param(w.fcproj_w), nullptr, N, 4 * CL, C);
-    reduce_from_tp(scratch, NC);
+    row_parallel_fwd(scratch, fch_gelu, param(w.fcproj_w), N, 4 * CL, C, tp_);
     bias_residual_fwd(residual3, residual2, scratch, param(w.fcproj_b), N, C);
   }
   return place.has_head ? loss_fwd(slot, N) : 0.0;
@@ -176,17 +171,9 @@ double GPT2::loss_fwd(int slot, int N) {
   float* logits = act(slot, a_.logits);
   layernorm_fwd(lnf, act(slot, a_.lnf_mean), act(slot, a_.lnf_rstd), output(slot), param(layout_.lnf_w()),
                 param(layout_.lnf_b()), N, C);
-  matmul_fwd(logits, lnf, param(layout_.wte()), nullptr, N, C, VL);  // this rank's vocabulary columns
-  // Vocab-parallel cross-entropy: no rank holds all logits; three per-row reductions over tp.
-  float* row_max = act(slot, a_.row_stats);
-  float* sum_exp = row_max + N;
-  float* target_logit = sum_exp + N;  // adjacent to sum_exp: one reduction for both
-  cross_entropy_row_max(row_max, logits, N, vocab_valid_, VL);
-  if (tp_.size() > 1) tp_.all_reduce_max(row_max, N);
-  cross_entropy_sum_exp(sum_exp, logits, row_max, N, vocab_valid_, VL);
-  cross_entropy_target_logit(target_logit, logits, targets_.data() + slot * maxN, N, VL, vocab_start_);
-  reduce_from_tp(sum_exp, 2 * int64_t{N});
-  return cross_entropy_finish(act(slot, a_.losses), act(slot, a_.lse), row_max, sum_exp, target_logit, N);
+  column_parallel_fwd(logits, lnf, param(layout_.wte()), nullptr, N, C, VL);  // this rank's vocabulary
+  return vocab_parallel_cross_entropy_fwd(act(slot, a_.losses), act(slot, a_.lse), act(slot, a_.row_stats), logits,
+                                          targets_.data() + slot * maxN, N, vocab_valid_, VL, vocab_start_, tp_);
 }
 
 void GPT2::backward(int slot, float dloss) {
@@ -204,9 +191,8 @@ void GPT2::backward(int slot, float dloss) {
     float* logits = act(slot, a_.logits);
     cross_entropy_bwd(logits, logits, act(slot, a_.lse), targets_.data() + slot * maxN, dloss, N, vocab_valid_,
                       vocab_local_, vocab_start_);
-    matmul_bwd(dC, grad(layout_.wte()), nullptr, logits, act(slot, a_.lnf), param(layout_.wte()), N, C,
-               vocab_local_);
-    reduce_from_tp(dC, NC);
+    column_parallel_bwd(dC, grad(layout_.wte()), nullptr, logits, act(slot, a_.lnf), param(layout_.wte()), N, C,
+                        vocab_local_, tp_);
     Kokkos::deep_copy(Kokkos::subview(grad_acts_, std::make_pair(g_.dresidual, g_.dresidual + NC)), 0.0f);
     layernorm_bwd(dresidual, grad(layout_.lnf_w()), grad(layout_.lnf_b()), dC, output(slot),
                   param(layout_.lnf_w()), act(slot, a_.lnf_mean), act(slot, a_.lnf_rstd), N, C);
@@ -218,22 +204,21 @@ void GPT2::backward(int slot, float dloss) {
   for (int l = place.last_layer - 1; l >= place.first_layer; --l) {
     const BlockOffsets& w = layout_.block(l);
     const int64_t i = l - place.first_layer;
-    // residual3 = residual2 + mlp(ln2(residual2)); the row-parallel MLP-down needs no reduction here.
-    matmul_bwd(d4C, grad(w.fcproj_w), grad(w.fcproj_b), dresidual, act(slot, a_.fch_gelu + i * maxN * 4 * CL),
-               param(w.fcproj_w), N, 4 * CL, C);
+    // residual3 = residual2 + mlp(ln2(residual2)).
+    row_parallel_bwd(d4C, grad(w.fcproj_w), grad(w.fcproj_b), dresidual,
+                     act(slot, a_.fch_gelu + i * maxN * 4 * CL), param(w.fcproj_w), N, 4 * CL, C);
     gelu_bwd(d4C, act(slot, a_.fch + i * maxN * 4 * CL), d4C, 4 * int64_t{N} * CL);
-    matmul_bwd(dC, grad(w.fc_w), grad(w.fc_b), d4C, act(slot, a_.ln2 + i * maxN * C), param(w.fc_w), N, C, 4 * CL);
-    reduce_from_tp(dC, NC);  // column-parallel input: partial gradients from every rank's columns
+    column_parallel_bwd(dC, grad(w.fc_w), grad(w.fc_b), d4C, act(slot, a_.ln2 + i * maxN * C), param(w.fc_w), N, C,
+                        4 * CL, tp_);
     layernorm_bwd(dresidual, grad(w.ln2_w), grad(w.ln2_b), dC, act(slot, a_.residual2 + i * maxN * C),
                   param(w.ln2_w), act(slot, a_.ln2_mean + i * maxN), act(slot, a_.ln2_rstd + i * maxN), N, C);
     // residual2 = residual + proj(attention(ln1(residual))).
-    matmul_bwd(dC, grad(w.proj_w), grad(w.proj_b), dresidual, act(slot, a_.atty + i * maxN * CL),
-               param(w.proj_w), N, CL, C);
+    row_parallel_bwd(dC, grad(w.proj_w), grad(w.proj_b), dresidual, act(slot, a_.atty + i * maxN * CL),
+                     param(w.proj_w), N, CL, C);
     attention_bwd(d3C, grad_act(g_.attention_scratch), dC, act(slot, a_.qkv + i * maxN * 3 * CL),
                   act(slot, a_.att + i * int64_t{max_batch_} * NH * T * T), B, T, CL, NH);
-    matmul_bwd(dC, grad(w.qkv_w), grad(w.qkv_b), d3C, act(slot, a_.ln1 + i * maxN * C), param(w.qkv_w), N, C,
-               3 * CL);
-    reduce_from_tp(dC, NC);
+    column_parallel_bwd(dC, grad(w.qkv_w), grad(w.qkv_b), d3C, act(slot, a_.ln1 + i * maxN * C), param(w.qkv_w), N,
+                        C, 3 * CL, tp_);
     layernorm_bwd(dresidual, grad(w.ln1_w), grad(w.ln1_b), dC, block_input(slot, l), param(w.ln1_w),
                   act(slot, a_.ln1_mean + i * maxN), act(slot, a_.ln1_rstd + i * maxN), N, C);
   }

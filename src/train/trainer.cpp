@@ -2,6 +2,8 @@
 
 #include <sched.h>
 
+#include <csignal>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include "xp/config/deck.hpp"
 #include "xp/core/error.hpp"
 #include "xp/core/runtime.hpp"
+#include "xp/io/checkpoint.hpp"
 #include "xp/kernels/elementwise.hpp"
 #include "xp/kernels/gemm.hpp"
 #include "xp/model/partition.hpp"
@@ -20,6 +23,13 @@
 #include "xp/train/schedule.hpp"
 
 namespace xp {
+namespace {
+
+// Set by SIGTERM/SIGUSR1 (Slurm's warning before a time limit or preemption); read between steps.
+volatile std::sig_atomic_t stop_signal = 0;
+extern "C" void request_stop(int signal) { stop_signal = signal; }
+
+}  // namespace
 
 int usable_cores() {
   cpu_set_t mask;
@@ -92,6 +102,13 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
   if (zero) shard_grads_ = FloatBuffer("xp::shard_grads", shard_);
   sequences_.resize(int64_t{config.train.batch_size} * (config.model.seq_len + 1));
 
+  if (config.run.resume != "none") {
+    const std::string dir = config.run.resume == "latest" ? latest_checkpoint(config.run.run_dir) : config.run.resume;
+    if (!dir.empty()) resume_from(dir);
+    else if (world_rank == 0) std::printf("xp_train: resume = latest: no checkpoint in %s/ckpt yet, starting fresh\n",
+                                          config.run.run_dir.c_str());
+  }
+
   const double peak = config.run.peak_tflops > 0 ? config.run.peak_tflops * 1e12 : host_peak_flops(threads);
   metrics_ = std::make_unique<MetricsLog>(config, layout, batch_sequences * config.model.seq_len, peak,
                                           world_rank == 0);
@@ -100,6 +117,64 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
                     std::to_string(count_parameters(config.model)) + " parameters (" + std::to_string(parameters) +
                     " on rank 0), global batch " + std::to_string(batch_sequences) + " x " +
                     std::to_string(config.model.seq_len) + " tokens; data: " + train_data_->describe());
+}
+
+void Trainer::resume_from(const std::string& dir) {
+  CheckpointState state;
+  agree_on_setup(grid_->world(), [&] { state = read_checkpoint_state(dir, config_.model); });
+  // Full local moments first (the saved run may have sharded them differently), then this rank's slice.
+  const int64_t local = model_->layout().total();
+  std::vector<float> exp_avg(local), exp_avg_sq(local);
+  HostFloatBuffer params = Kokkos::create_mirror_view(model_->params);
+  load_checkpoint_tensors(dir, {&model_->layout(), params.data(), exp_avg.data(), exp_avg_sq.data()});
+  Kokkos::deep_copy(model_->params, params);
+  const int64_t begin = optimizer_->begin(), end = std::min(optimizer_->end(), local);
+  HostFloatBuffer m = Kokkos::create_mirror_view(optimizer_->m), v = Kokkos::create_mirror_view(optimizer_->v);
+  for (int64_t i = begin; i < end; ++i) {
+    m(i - begin) = exp_avg[i];
+    v(i - begin) = exp_avg_sq[i];
+  }
+  Kokkos::deep_copy(optimizer_->m, m);
+  Kokkos::deep_copy(optimizer_->v, v);
+  optimizer_->set_steps_taken(state.step);
+  steps_done_ = last_checkpoint_ = state.step;
+  train_data_->cursor = state.train_cursor;
+  if (grid_->world_rank() == 0)
+    std::printf("xp_train: resumed from %s at step %lld (saved with dp=%d tp=%d pp=%d zero_stage=%d)\n", dir.c_str(),
+                static_cast<long long>(state.step), state.layout.dp, state.layout.tp, state.layout.pp,
+                state.zero_stage);
+}
+
+std::pair<std::vector<float>, std::vector<float>> Trainer::full_moments() {
+  const int64_t local = model_->layout().total();
+  auto gather = [&](const FloatBuffer& moment) {
+    HostFloatBuffer host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), moment);
+    std::vector<float> full(config_.parallel.zero_stage == 1 ? shard_ * grid_->layout().dp : local);
+    if (config_.parallel.zero_stage == 1) grid_->dp().all_gather(host.data(), full.data(), shard_);
+    else std::copy(host.data(), host.data() + local, full.data());
+    full.resize(local);
+    return full;
+  };
+  return {gather(optimizer_->m), gather(optimizer_->v)};
+}
+
+std::string Trainer::save() {
+  Kokkos::fence();
+  auto [exp_avg, exp_avg_sq] = full_moments();
+  HostFloatBuffer params = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model_->params);
+  CheckpointState state;
+  state.step = steps_done_;
+  state.train_cursor = train_data_->cursor;
+  state.seed = config_.train.seed;
+  state.layout = grid_->layout();
+  state.zero_stage = config_.parallel.zero_stage;
+  state.config_toml = config_to_toml(config_);
+  const std::string dir = save_checkpoint(config_.run.run_dir, *grid_, config_.model,
+                                          {&model_->layout(), params.data(), exp_avg.data(), exp_avg_sq.data()},
+                                          state, config_.run.keep_last);
+  last_checkpoint_ = steps_done_;
+  metrics_->message("xp_train: checkpoint " + dir);
+  return dir;
 }
 
 int64_t Trainer::global_batch_sequences() const {
@@ -239,6 +314,9 @@ double Trainer::evaluate() {
 }
 
 std::vector<double> Trainer::run() {
+  stop_signal = 0;
+  std::signal(SIGTERM, request_stop);
+  std::signal(SIGUSR1, request_stop);
   std::vector<double> losses;
   while (steps_done_ < config_.train.steps) {
     const StepResult result = step();
@@ -247,7 +325,20 @@ std::vector<double> Trainer::run() {
     const int64_t every = config_.data.eval_every;
     if (every > 0 && (steps_done_ % every == 0 || steps_done_ == config_.train.steps)) record.val_loss = evaluate();
     metrics_->record(record);
+    if (config_.run.checkpoint_every > 0 && steps_done_ % config_.run.checkpoint_every == 0) save();
+    // Every rank must stop after the same step, whichever of them got the signal.
+    int signal = stop_signal, agreed = 0;
+    XP_MPI_CHECK(MPI_Allreduce(&signal, &agreed, 1, MPI_INT, MPI_MAX, grid_->world()));
+    if (agreed) {
+      metrics_->message("xp_train: signal " + std::to_string(agreed) + " received: checkpoint and exit after step " +
+                        std::to_string(steps_done_));
+      stopped_by_signal_ = true;
+      break;
+    }
   }
+  if (last_checkpoint_ != steps_done_) save();
+  std::signal(SIGTERM, SIG_DFL);
+  std::signal(SIGUSR1, SIG_DFL);
   return losses;
 }
 

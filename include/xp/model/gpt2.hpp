@@ -71,8 +71,6 @@ class GPT2 {
   float* grad(int64_t offset) { return grads.data() + offset; }
   float* block_input(int slot, int layer);  // residual stream entering block `layer`
 
-  // Tensor-parallel mappings (Megatron's reduce_from_tensor_parallel_region): sum partial results.
-  void reduce_from_tp(float* data, int64_t count) { tp_.all_reduce_sum(data, static_cast<size_t>(count)); }
   double loss_fwd(int slot, int N);
 
   ModelConfig model_;

@@ -4,6 +4,8 @@
 // when pp = 1), ties the embedding gradients of the first and last stage, reduces gradients over dp
 // (all-reduce, or reduce-scatter with ZeRO-1), clips by the global norm and applies AdamW.
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <mpi.h>
@@ -31,11 +33,16 @@ class Trainer {
 
   StepResult step();          // one optimizer step
   double evaluate();          // mean validation loss; < 0 when there is no validation data
-  std::vector<double> run();  // all remaining steps with logging; returns the losses
+  // All remaining steps with logging and checkpoints (every checkpoint_every steps and at the end).
+  // SIGTERM or SIGUSR1 ends it after the current step with a checkpoint. Returns the losses.
+  std::vector<double> run();
+  std::string save();         // a checkpoint of the current state (collective); returns its directory
+  bool stopped_by_signal() const { return stopped_by_signal_; }
 
   const ParallelGrid& grid() const { return *grid_; }
   GPT2& model() { return *model_; }
   int64_t steps_done() const { return steps_done_; }
+  const DataCursor& data_cursor() const { return train_data_->cursor; }
   int64_t global_batch_sequences() const;
 
  private:
@@ -43,6 +50,9 @@ class Trainer {
   void reduce_gradients();              // tied embedding over pp ends, then over dp
   double grad_norm_squared_part();      // this rank's share of Σ g², each parameter counted once
   void read_micro_batch(int micro);     // this replica's rows of micro-batch `micro` into sequences_
+  void resume_from(const std::string& dir);  // weights, AdamW state, step and data cursor
+  // This rank's AdamW moments for all its parameters (ZeRO-1 slices gathered over dp), on the host.
+  std::pair<std::vector<float>, std::vector<float>> full_moments();
 
   Config config_;
   std::unique_ptr<ParallelGrid> grid_;
@@ -55,6 +65,8 @@ class Trainer {
   int64_t shard_ = 0;               // ZeRO-1 slice length (flat buffers are padded to dp · shard_)
   int slots_ = 1;                   // micro-batches in flight on this stage
   int64_t steps_done_ = 0;
+  int64_t last_checkpoint_ = -1;  // step of the newest checkpoint this run wrote or resumed from
+  bool stopped_by_signal_ = false;
 };
 
 // BLAS threads for this rank: `threads`, or the host's cores shared among its ranks (no more than

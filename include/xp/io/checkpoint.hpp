@@ -1,0 +1,60 @@
+#pragma once
+// Sharded HDF5 checkpoints. A checkpoint is a directory <run_dir>/ckpt/step_NNNNNN written under a
+// temporary name and renamed only when every shard and the index are complete, so a crash at any
+// moment leaves the previous checkpoint intact and the partial one ignored.
+//
+//   step_000100/shard_pp00_tp00.h5   one file per (pipeline stage, tp rank), written by dp replica 0:
+//                                    /param/<name>, /exp_avg/<name>, /exp_avg_sq/<name> (this rank's slices)
+//   step_000100/index.h5             format version, step, model config, topology, seed, data cursor,
+//                                    per-shard size and CRC-32, and each full tensor by name as an HDF5
+//                                    virtual dataset over the shards: /stage_0/h.0.attn.qkv.weight,
+//                                    /optimizer/exp_avg/stage_0/..., with its split recorded
+//
+// Loading reads full tensors through the index and keeps this rank's slice, so a checkpoint written
+// with one (dp, tp, pp, zero_stage) loads into any other.
+#include <cstdint>
+#include <string>
+
+#include "xp/config/config.hpp"
+#include "xp/io/token_source.hpp"
+#include "xp/model/layout.hpp"
+#include "xp/parallel/grid.hpp"
+
+namespace xp {
+
+constexpr int64_t checkpoint_format_version = 1;
+
+struct CheckpointState {
+  int64_t step = 0;          // optimizer steps done (AdamW's bias correction and the LR schedule)
+  DataCursor train_cursor;   // where the next global batch starts
+  uint64_t seed = 0;
+  Layout layout;             // of the run that wrote it
+  int zero_stage = 0;
+  std::string config_toml;   // the resolved configuration that wrote it
+};
+
+// This rank's tensors: the flat buffers laid out by `layout` (host memory), full local AdamW moments.
+struct TensorBuffers {
+  const ParameterLayout* layout = nullptr;
+  float* params = nullptr;
+  float* exp_avg = nullptr;
+  float* exp_avg_sq = nullptr;
+};
+
+// Collective over the grid. Writes <run_dir>/ckpt/step_NNNNNN and keeps the newest `keep_last`
+// complete checkpoints (0 = all). Returns the directory. Aborts the job on I/O errors.
+std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid, const ModelConfig& model,
+                            const TensorBuffers& tensors, const CheckpointState& state, int keep_last);
+
+// The newest complete checkpoint under <run_dir>/ckpt, or "" when there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+
+// Reads a checkpoint's state and verifies it: index present, format version, the model shape equal to
+// `model`, every shard present with its recorded size and CRC-32. Throws InputError naming the file
+// and the problem.
+CheckpointState read_checkpoint_state(const std::string& dir, const ModelConfig& model);
+
+// Fills this rank's tensors from a checkpoint verified by read_checkpoint_state (any layout).
+void load_checkpoint_tensors(const std::string& dir, const TensorBuffers& tensors);
+
+}  // namespace xp

@@ -1,0 +1,38 @@
+#pragma once
+// Megatron-style tensor-parallel layers over the tp group. Each is named for the dimension it splits;
+// the communication sits where a region is entered or left: a column-parallel layer takes the
+// replicated input as is (its backward sums the input gradient over tp), a row-parallel layer sums its
+// partial outputs over tp (its backward needs no communication). With one rank they are plain layers.
+#include <cstdint>
+
+#include "xp/parallel/comm.hpp"
+
+namespace xp {
+
+// Column-parallel linear, output features split: out (N,OCl) = inp (N,C) · weight (OCl,C)ᵀ + bias (OCl).
+void column_parallel_fwd(float* out, const float* inp, const float* weight, const float* bias, int N, int C,
+                         int OCl);
+// dinp (N,C) = Σ over tp of dout (N,OCl) · weight (overwritten); dweight, dbias (may be null) accumulate.
+void column_parallel_bwd(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                         const float* weight, int N, int C, int OCl, Communicator& tp);
+
+// Row-parallel linear, input features split: out (N,OC) = Σ over tp of inp (N,Cl) · weight (OC,Cl)ᵀ.
+// The bias is replicated; the caller adds it after the sum (bias_residual_fwd).
+void row_parallel_fwd(float* out, const float* inp, const float* weight, int N, int Cl, int OC, Communicator& tp);
+// dinp (N,Cl) = dout (N,OC) · weight (overwritten); dweight accumulates; dbias (OC) += Σ rows dout.
+void row_parallel_bwd(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                      const float* weight, int N, int Cl, int OC);
+
+// Vocab-parallel token embedding: this rank holds wte rows [vocab_start, vocab_start + Vl); out (B,T,C)
+// = Σ over tp of the rows of local tokens, plus wpe (T,C) added by tp rank 0 only.
+void vocab_parallel_embedding_fwd(float* out, const int32_t* tokens, const float* wte, const float* wpe, int B,
+                                  int T, int C, int vocab_start, int Vl, Communicator& tp);
+
+// Vocab-parallel cross-entropy from this rank's logits (N,Vl), columns [vocab_start, vocab_start + Vl)
+// of which the first `valid` are real tokens: losses (N), lse (N); stats is 3N floats of scratch.
+// Three per-row reductions over tp (max, Σ exp, target logit); no rank holds all logits. Returns Σ losses.
+double vocab_parallel_cross_entropy_fwd(float* losses, float* lse, float* stats, const float* logits,
+                                        const int32_t* targets, int N, int valid, int Vl, int vocab_start,
+                                        Communicator& tp);
+
+}  // namespace xp

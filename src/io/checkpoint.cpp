@@ -1,0 +1,407 @@
+#include "xp/io/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <hdf5.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <filesystem>
+#include <vector>
+
+#include "xp/core/error.hpp"
+#include "xp/io/hdf5_file.hpp"
+#include "xp/model/partition.hpp"
+
+namespace fs = std::filesystem;
+
+namespace xp {
+namespace {
+
+const char* const moment_names[] = {"exp_avg", "exp_avg_sq"};
+
+std::string shard_file_name(int stage, int tp_rank) {
+  char name[64];
+  std::snprintf(name, sizeof name, "shard_pp%02d_tp%02d.h5", stage, tp_rank);
+  return name;
+}
+
+std::string step_dir_name(int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof name, "step_%06" PRId64, step);
+  return name;
+}
+
+// CRC-32 and size of a whole file; false when it cannot be read.
+bool file_crc32(const std::string& path, uint32_t& crc, int64_t& bytes) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (!file) return false;
+  std::vector<unsigned char> buffer(1 << 20);
+  uLong value = crc32(0L, Z_NULL, 0);
+  bytes = 0;
+  for (size_t got; (got = std::fread(buffer.data(), 1, buffer.size(), file)) > 0; bytes += got)
+    value = crc32(value, buffer.data(), static_cast<uInt>(got));
+  const bool ok = !std::ferror(file);
+  std::fclose(file);
+  crc = static_cast<uint32_t>(value);
+  return ok;
+}
+
+// Data and directory entries reach the disk before the rename that publishes them.
+void sync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  XP_REQUIRE(fd >= 0, "cannot open '" + path + "' to sync it");
+  XP_REQUIRE(::fsync(fd) == 0, "fsync of '" + path + "' failed");
+  ::close(fd);
+}
+
+Placement stage_placement(const StageRange& stage, int tp_size, int tp_rank) {
+  Placement placement;
+  placement.tp_size = tp_size;
+  placement.tp_rank = tp_rank;
+  placement.first_layer = stage.first_layer;
+  placement.last_layer = stage.last_layer;
+  placement.has_embedding = stage.has_embedding;
+  placement.has_head = stage.has_head;
+  return placement;
+}
+
+void write_attribute(hid_t object, const std::string& name, int64_t value) {
+  hid_t space = XP_HDF5_CHECK(H5Screate(H5S_SCALAR));
+  hid_t attribute = XP_HDF5_CHECK(H5Acreate2(object, name.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT));
+  XP_HDF5_CHECK(H5Awrite(attribute, H5T_NATIVE_INT64, &value));
+  H5Aclose(attribute);
+  H5Sclose(space);
+}
+
+void write_attribute(hid_t object, const std::string& name, const std::string& value) {
+  hid_t type = XP_HDF5_CHECK(H5Tcopy(H5T_C_S1));
+  XP_HDF5_CHECK(H5Tset_size(type, std::max<size_t>(1, value.size())));
+  hid_t space = XP_HDF5_CHECK(H5Screate(H5S_SCALAR));
+  hid_t attribute = XP_HDF5_CHECK(H5Acreate2(object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT));
+  XP_HDF5_CHECK(H5Awrite(attribute, type, value.c_str()));
+  H5Aclose(attribute);
+  H5Sclose(space);
+  H5Tclose(type);
+}
+
+bool read_attribute(hid_t object, const std::string& name, int64_t& value) {
+  if (H5Aexists(object, name.c_str()) <= 0) return false;
+  hid_t attribute = H5Aopen(object, name.c_str(), H5P_DEFAULT);
+  const bool ok = attribute >= 0 && H5Aread(attribute, H5T_NATIVE_INT64, &value) >= 0;
+  if (attribute >= 0) H5Aclose(attribute);
+  return ok;
+}
+
+bool read_attribute(hid_t object, const std::string& name, std::string& value) {
+  if (H5Aexists(object, name.c_str()) <= 0) return false;
+  hid_t attribute = H5Aopen(object, name.c_str(), H5P_DEFAULT);
+  if (attribute < 0) return false;
+  hid_t type = H5Aget_type(attribute);
+  value.assign(H5Tget_size(type), '\0');
+  const bool ok = H5Aread(attribute, type, value.data()) >= 0;
+  value.resize(value.find('\0') == std::string::npos ? value.size() : value.find('\0'));
+  H5Tclose(type);
+  H5Aclose(attribute);
+  return ok;
+}
+
+// The full tensor `full_name` in the index as a virtual dataset over every tp rank's slice of it.
+void write_virtual_tensor(hid_t index, const std::string& full_name, const TensorInfo& tensor, int stage,
+                          int tp_size, const std::string& source_dataset) {
+  const int rank = static_cast<int>(tensor.full_shape.size());
+  std::vector<hsize_t> full(tensor.full_shape.begin(), tensor.full_shape.end());
+  std::vector<hsize_t> local(tensor.shape.begin(), tensor.shape.end());
+  hid_t dcpl = XP_HDF5_CHECK(H5Pcreate(H5P_DATASET_CREATE));
+  hid_t virtual_space = XP_HDF5_CHECK(H5Screate_simple(rank, full.data(), nullptr));
+  hid_t source_space = XP_HDF5_CHECK(H5Screate_simple(rank, local.data(), nullptr));
+  const int writers = tensor.split == Split::Replicated ? 1 : tp_size;
+  for (int r = 0; r < writers; ++r) {
+    const std::string source_file = "./" + shard_file_name(stage, r);
+    std::vector<hsize_t> start(rank, 0), count(full);
+    if (tensor.split == Split::Replicated) {
+      XP_HDF5_CHECK(H5Sselect_all(virtual_space));
+      XP_HDF5_CHECK(H5Sselect_all(source_space));
+      XP_HDF5_CHECK(H5Pset_virtual(dcpl, virtual_space, source_file.c_str(), source_dataset.c_str(), source_space));
+    } else if (tensor.split == Split::Row) {
+      start[1] = r * local[1];
+      count[1] = local[1];
+      XP_HDF5_CHECK(H5Sselect_hyperslab(virtual_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
+      XP_HDF5_CHECK(H5Sselect_all(source_space));
+      XP_HDF5_CHECK(H5Pset_virtual(dcpl, virtual_space, source_file.c_str(), source_dataset.c_str(), source_space));
+    } else {  // Column or Vocab: rows, in `parts` blocks
+      const hsize_t part_rows = full[0] / tensor.parts, local_part_rows = local[0] / tensor.parts;
+      for (int p = 0; p < tensor.parts; ++p) {
+        start[0] = p * part_rows + r * local_part_rows;
+        count[0] = local_part_rows;
+        XP_HDF5_CHECK(H5Sselect_hyperslab(virtual_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
+        std::vector<hsize_t> source_start(rank, 0), source_count(local);
+        source_start[0] = p * local_part_rows;
+        source_count[0] = local_part_rows;
+        XP_HDF5_CHECK(H5Sselect_hyperslab(source_space, H5S_SELECT_SET, source_start.data(), nullptr,
+                                          source_count.data(), nullptr));
+        XP_HDF5_CHECK(
+            H5Pset_virtual(dcpl, virtual_space, source_file.c_str(), source_dataset.c_str(), source_space));
+      }
+    }
+  }
+  XP_HDF5_CHECK(H5Sselect_all(virtual_space));
+  hid_t links = XP_HDF5_CHECK(H5Pcreate(H5P_LINK_CREATE));
+  XP_HDF5_CHECK(H5Pset_create_intermediate_group(links, 1));
+  hid_t dataset = H5Dcreate2(index, full_name.c_str(), H5T_NATIVE_FLOAT, virtual_space, links, dcpl, H5P_DEFAULT);
+  XP_REQUIRE(dataset >= 0, "cannot create virtual dataset '" + full_name + "'");
+  write_attribute(dataset, "split", std::string(split_name(tensor.split)));
+  write_attribute(dataset, "parts", int64_t{tensor.parts});
+  H5Dclose(dataset);
+  H5Pclose(links);
+  H5Sclose(source_space);
+  H5Sclose(virtual_space);
+  H5Pclose(dcpl);
+}
+
+struct ShardRecord {
+  int64_t writer, stage, tp_rank, crc, bytes;
+};
+
+void write_index(const std::string& path, const ModelConfig& model, const CheckpointState& state,
+                 const std::vector<ShardRecord>& shards) {
+  hid_t index = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  XP_REQUIRE(index >= 0, "cannot create checkpoint index '" + path + "'");
+  const Layout& layout = state.layout;
+  write_attribute(index, "format_version", checkpoint_format_version);
+  write_attribute(index, "step", state.step);
+  write_attribute(index, "seed", static_cast<int64_t>(state.seed));
+  write_attribute(index, "dp", int64_t{layout.dp});
+  write_attribute(index, "tp", int64_t{layout.tp});
+  write_attribute(index, "pp", int64_t{layout.pp});
+  write_attribute(index, "zero_stage", int64_t{state.zero_stage});
+  write_attribute(index, "train_shard", state.train_cursor.shard);
+  write_attribute(index, "train_position", state.train_cursor.position);
+  write_attribute(index, "train_epoch", state.train_cursor.epoch);
+  write_attribute(index, "n_layer", int64_t{model.n_layer});
+  write_attribute(index, "n_head", int64_t{model.n_head});
+  write_attribute(index, "n_embd", int64_t{model.n_embd});
+  write_attribute(index, "seq_len", int64_t{model.seq_len});
+  write_attribute(index, "vocab_size", int64_t{model.vocab_size});
+  write_attribute(index, "config", state.config_toml);
+
+  hid_t group = XP_HDF5_CHECK(H5Gcreate2(index, "shards", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  for (const ShardRecord& shard : shards) {
+    if (!shard.writer) continue;
+    hid_t entry = XP_HDF5_CHECK(H5Gcreate2(group, shard_file_name(int(shard.stage), int(shard.tp_rank)).c_str(),
+                                           H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    write_attribute(entry, "crc32", shard.crc);
+    write_attribute(entry, "bytes", shard.bytes);
+    H5Gclose(entry);
+  }
+  H5Gclose(group);
+
+  const std::vector<StageRange> stages = partition_layers(model, layout.pp);
+  for (int s = 0; s < layout.pp; ++s) {
+    const ParameterLayout table(model, stage_placement(stages[s], layout.tp, 0));
+    for (const TensorInfo& tensor : table.tensors()) {
+      const std::string stage_path = "stage_" + std::to_string(s) + "/" + tensor.name;
+      write_virtual_tensor(index, "/" + stage_path, tensor, s, layout.tp, "/param/" + tensor.name);
+      for (const char* moment : moment_names)
+        write_virtual_tensor(index, std::string("/optimizer/") + moment + "/" + stage_path, tensor, s, layout.tp,
+                             std::string("/") + moment + "/" + tensor.name);
+    }
+  }
+  XP_REQUIRE(H5Fclose(index) >= 0, "cannot close checkpoint index '" + path + "'");
+}
+
+// Complete checkpoints under <run_dir>/ckpt, oldest first.
+std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, fs::path>> found;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(fs::path(run_dir) / "ckpt", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step_", 0) != 0 || name.find_first_not_of("0123456789", 5) != std::string::npos) continue;
+    if (!fs::exists(entry.path() / "index.h5")) continue;
+    found.emplace_back(std::stoll(name.substr(5)), entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid, const ModelConfig& model,
+                            const TensorBuffers& tensors, const CheckpointState& state, int keep_last) {
+  const fs::path root = fs::path(run_dir) / "ckpt";
+  const fs::path final_dir = root / step_dir_name(state.step);
+  const fs::path temporary = root / ("." + step_dir_name(state.step) + ".partial");
+  if (grid.world_rank() == 0) {
+    std::error_code error;
+    fs::remove_all(temporary, error);  // left by a run that was killed while writing
+    fs::create_directories(temporary, error);
+    XP_REQUIRE(!error, "cannot create checkpoint directory '" + temporary.string() + "': " + error.message());
+  }
+  XP_MPI_CHECK(MPI_Barrier(grid.world()));
+
+  // One data-parallel replica writes; its tensors are this rank's slices of its stage.
+  ShardRecord record{0, grid.pp_rank(), grid.tp_rank(), 0, 0};
+  if (grid.dp_rank() == 0) {
+    const std::string path = (temporary / shard_file_name(grid.pp_rank(), grid.tp_rank())).string();
+    {
+      Hdf5File file(path, Hdf5File::Mode::Create);
+      for (const TensorInfo& tensor : tensors.layout->tensors()) {
+        file.write("/param/" + tensor.name, tensors.params + tensor.offset, tensor.shape);
+        file.write("/exp_avg/" + tensor.name, tensors.exp_avg + tensor.offset, tensor.shape);
+        file.write("/exp_avg_sq/" + tensor.name, tensors.exp_avg_sq + tensor.offset, tensor.shape);
+      }
+    }
+    sync_path(path);
+    uint32_t crc = 0;
+    XP_REQUIRE(file_crc32(path, crc, record.bytes), "cannot read back checkpoint shard '" + path + "'");
+    record.writer = 1;
+    record.crc = crc;
+  }
+  std::vector<ShardRecord> records(grid.world_size());
+  XP_MPI_CHECK(MPI_Gather(&record, 5, MPI_INT64_T, records.data(), 5, MPI_INT64_T, 0, grid.world()));
+
+  // The index goes last, then the rename publishes the whole directory at once.
+  if (grid.world_rank() == 0) {
+    const std::string index = (temporary / "index.h5").string();
+    write_index(index, model, state, records);
+    sync_path(index);
+    sync_path(temporary.string());
+    std::error_code error;
+    const fs::path replaced = root / ("." + step_dir_name(state.step) + ".replaced");
+    if (fs::exists(final_dir)) fs::rename(final_dir, replaced, error);
+    fs::rename(temporary, final_dir, error);
+    XP_REQUIRE(!error, "cannot publish checkpoint '" + final_dir.string() + "': " + error.message());
+    sync_path(root.string());
+    fs::remove_all(replaced, error);
+    const auto complete = complete_checkpoints(run_dir);
+    for (size_t i = 0; keep_last > 0 && i + keep_last < complete.size(); ++i) fs::remove_all(complete[i].second, error);
+  }
+  XP_MPI_CHECK(MPI_Barrier(grid.world()));
+  return final_dir.string();
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  const auto complete = complete_checkpoints(run_dir);
+  return complete.empty() ? std::string() : complete.back().second.string();
+}
+
+CheckpointState read_checkpoint_state(const std::string& dir, const ModelConfig& model) {
+  const std::string index_path = (fs::path(dir) / "index.h5").string();
+  if (!fs::exists(index_path))
+    throw InputError("checkpoint '" + dir + "' has no index.h5: not a complete checkpoint");
+  H5E_auto2_t handler;
+  void* handler_data;
+  H5Eget_auto2(H5E_DEFAULT, &handler, &handler_data);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our messages instead of HDF5's error stack
+  hid_t index = H5Fopen(index_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  H5Eset_auto2(H5E_DEFAULT, handler, handler_data);
+  if (index < 0) throw InputError("checkpoint index '" + index_path + "' is not a readable HDF5 file");
+
+  CheckpointState state;
+  int64_t version = 0, seed = 0, dp = 0, tp = 0, pp = 0, zero = 0;
+  auto need = [&](const char* name, int64_t& value) {
+    if (!read_attribute(index, name, value)) {
+      H5Fclose(index);
+      throw InputError("checkpoint index '" + index_path + "' lacks attribute '" + name + "'");
+    }
+  };
+  need("format_version", version);
+  if (version != checkpoint_format_version) {
+    H5Fclose(index);
+    throw InputError("checkpoint '" + dir + "' has format version " + std::to_string(version) + ", this xp_train reads " +
+                     std::to_string(checkpoint_format_version));
+  }
+  need("step", state.step);
+  need("seed", seed);
+  need("dp", dp);
+  need("tp", tp);
+  need("pp", pp);
+  need("zero_stage", zero);
+  need("train_shard", state.train_cursor.shard);
+  need("train_position", state.train_cursor.position);
+  need("train_epoch", state.train_cursor.epoch);
+  state.seed = static_cast<uint64_t>(seed);
+  state.layout = {int(dp), int(tp), int(pp)};
+  state.zero_stage = int(zero);
+  read_attribute(index, "config", state.config_toml);
+
+  const std::pair<const char*, int> shape[] = {{"n_layer", model.n_layer}, {"n_head", model.n_head},
+                                               {"n_embd", model.n_embd}, {"seq_len", model.seq_len},
+                                               {"vocab_size", model.vocab_size}};
+  for (const auto& [name, expected] : shape) {
+    int64_t saved = 0;
+    need(name, saved);
+    if (saved != expected) {
+      H5Fclose(index);
+      throw InputError("checkpoint '" + dir + "' holds a model with " + name + " " + std::to_string(saved) +
+                       ", this run has " + name + " " + std::to_string(expected));
+    }
+  }
+
+  // Every shard the index names must be there, whole and unchanged.
+  std::vector<std::string> problems;
+  for (int s = 0; s < pp; ++s)
+    for (int r = 0; r < tp; ++r) {
+      const std::string name = shard_file_name(s, r);
+      const std::string group = "/shards/" + name;
+      int64_t crc = 0, bytes = 0;
+      hid_t entry = H5Lexists(index, "/shards", H5P_DEFAULT) > 0 && H5Lexists(index, group.c_str(), H5P_DEFAULT) > 0
+                        ? H5Gopen2(index, group.c_str(), H5P_DEFAULT)
+                        : -1;
+      const bool recorded = entry >= 0 && read_attribute(entry, "crc32", crc) && read_attribute(entry, "bytes", bytes);
+      if (entry >= 0) H5Gclose(entry);
+      const std::string path = (fs::path(dir) / name).string();
+      uint32_t actual_crc = 0;
+      int64_t actual_bytes = 0;
+      if (!recorded) problems.push_back("index has no record of shard '" + path + "'");
+      else if (!fs::exists(path)) problems.push_back("shard '" + path + "' is missing");
+      else if (!file_crc32(path, actual_crc, actual_bytes)) problems.push_back("shard '" + path + "' cannot be read");
+      else if (actual_bytes != bytes)
+        problems.push_back("shard '" + path + "' is truncated or extended: " + std::to_string(actual_bytes) +
+                           " bytes, the index recorded " + std::to_string(bytes));
+      else if (actual_crc != static_cast<uint32_t>(crc))
+        problems.push_back("shard '" + path + "' is corrupted: CRC-32 differs from the one recorded in the index");
+    }
+  H5Fclose(index);
+  if (!problems.empty()) throw InputError("checkpoint '" + dir + "' is damaged: " + problems.front());
+  return state;
+}
+
+void load_checkpoint_tensors(const std::string& dir, const TensorBuffers& tensors) {
+  const std::string index_path = (fs::path(dir) / "index.h5").string();
+  hid_t index = H5Fopen(index_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  XP_REQUIRE(index >= 0, "cannot open checkpoint index '" + index_path + "'");
+  int64_t saved_pp = 0;
+  XP_REQUIRE(read_attribute(index, "pp", saved_pp), "checkpoint index '" + index_path + "' lacks 'pp'");
+  const Placement& placement = tensors.layout->placement();
+  std::vector<float> full;
+  for (const TensorInfo& tensor : tensors.layout->tensors()) {
+    // The tensor sits in whichever stage of the saved run held it (the tied wte: the first).
+    std::string stage_path;
+    for (int s = 0; s < saved_pp && stage_path.empty(); ++s) {
+      const std::string group = "/stage_" + std::to_string(s), path = group + "/" + tensor.name;
+      if (H5Lexists(index, group.c_str(), H5P_DEFAULT) > 0 && H5Lexists(index, path.c_str(), H5P_DEFAULT) > 0)
+        stage_path = "stage_" + std::to_string(s) + "/" + tensor.name;
+    }
+    XP_REQUIRE(!stage_path.empty(), "checkpoint '" + dir + "' has no tensor '" + tensor.name + "'");
+    const std::pair<std::string, float*> sources[] = {{"/" + stage_path, tensors.params},
+                                                      {"/optimizer/exp_avg/" + stage_path, tensors.exp_avg},
+                                                      {"/optimizer/exp_avg_sq/" + stage_path, tensors.exp_avg_sq}};
+    for (const auto& [path, buffer] : sources) {
+      int64_t count = 1;
+      for (int64_t extent : tensor.full_shape) count *= extent;
+      full.resize(count);
+      hid_t dataset = H5Dopen2(index, path.c_str(), H5P_DEFAULT);
+      XP_REQUIRE(dataset >= 0 && H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, full.data()) >= 0,
+                 "cannot read '" + path + "' from checkpoint '" + dir + "'");
+      H5Dclose(dataset);
+      float* out = buffer + tensor.offset;
+      for (int64_t i = 0; i < tensor.size; ++i) out[i] = full[tensor.full_index(i, placement.tp_rank, placement.tp_size)];
+    }
+  }
+  H5Fclose(index);
+}
+
+}  // namespace xp
