@@ -1,5 +1,6 @@
 #include "xp/core/error.hpp"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
@@ -11,7 +12,7 @@ namespace xp {
   MPI_Finalized(&finalized);
   const bool mpi_up = initialized && !finalized;
   if (mpi_up) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  std::fprintf(stderr, "xp_train: rank %d: %s:%d: %s\n", rank, file, line, message.c_str());
+  std::fprintf(stderr, "%s: rank %d: %s:%d: %s\n", program_invocation_short_name, rank, file, line, message.c_str());
   std::fflush(stderr);
   if (mpi_up) MPI_Abort(MPI_COMM_WORLD, 1);
   std::exit(1);  // a tool without MPI: nothing else to stop

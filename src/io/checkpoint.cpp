@@ -212,18 +212,59 @@ void write_index(const std::string& path, const ModelConfig& model, const Checkp
   XP_REQUIRE(H5Fclose(index) >= 0, "cannot close checkpoint index '" + path + "'");
 }
 
-// Complete checkpoints under <run_dir>/ckpt, oldest first.
+// The step of a directory named step_NNNNNN (or -1).
+int64_t step_of(const std::string& name) {
+  if (name.rfind("step_", 0) != 0 || name.size() == 5 || name.find_first_not_of("0123456789", 5) != std::string::npos)
+    return -1;
+  return std::stoll(name.substr(5));
+}
+
+// Complete checkpoints under <run_dir>/ckpt, oldest first. A checkpoint being replaced by a new save
+// of the same step (.step_NNNNNN.replaced) still counts while the new one is not in place.
 std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string& run_dir) {
   std::vector<std::pair<int64_t, fs::path>> found;
   std::error_code error;
-  for (const auto& entry : fs::directory_iterator(fs::path(run_dir) / "ckpt", error)) {
+  const fs::path root = fs::path(run_dir) / "ckpt";
+  for (const auto& entry : fs::directory_iterator(root, error)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind("step_", 0) != 0 || name.find_first_not_of("0123456789", 5) != std::string::npos) continue;
-    if (!fs::exists(entry.path() / "index.h5")) continue;
-    found.emplace_back(std::stoll(name.substr(5)), entry.path());
+    int64_t step = step_of(name);
+    const std::string suffix = ".replaced";
+    if (step < 0 && name.size() > suffix.size() + 1 && name[0] == '.' &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      step = step_of(name.substr(1, name.size() - suffix.size() - 1));
+      if (step >= 0 && fs::exists(root / step_dir_name(step))) continue;
+    }
+    if (step < 0 || !fs::exists(entry.path() / "index.h5")) continue;
+    found.emplace_back(step, entry.path());
   }
   std::sort(found.begin(), found.end());
   return found;
+}
+
+// Removes a directory so that a kill midway never leaves something that looks like a checkpoint.
+void remove_checkpoint_dir(const fs::path& dir) {
+  std::error_code error;
+  const fs::path doomed = dir.parent_path() / ("." + dir.filename().string() + ".deleting");
+  fs::rename(dir, doomed, error);
+  fs::remove_all(error ? dir : doomed, error);
+}
+
+// Leftovers of saves or prunes that were killed: partial writes, half-deleted checkpoints, and a
+// replaced checkpoint whose successor never arrived (renamed back).
+void sweep(const fs::path& root) {
+  std::error_code error;
+  std::vector<fs::path> leftovers;
+  for (const auto& entry : fs::directory_iterator(root, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name[0] != '.') continue;
+    const auto dot = name.rfind('.');
+    const std::string kind = name.substr(dot), step_name = name.substr(1, dot - 1);
+    if (kind == ".replaced" && step_of(step_name) >= 0 && !fs::exists(root / step_name))
+      fs::rename(entry.path(), root / step_name, error);
+    else if (kind == ".partial" || kind == ".deleting" || kind == ".replaced")
+      leftovers.push_back(entry.path());
+  }
+  for (const fs::path& path : leftovers) fs::remove_all(path, error);
 }
 
 }  // namespace
@@ -235,7 +276,8 @@ std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid
   const fs::path temporary = root / ("." + step_dir_name(state.step) + ".partial");
   if (grid.world_rank() == 0) {
     std::error_code error;
-    fs::remove_all(temporary, error);  // left by a run that was killed while writing
+    fs::create_directories(root, error);
+    sweep(root);
     fs::create_directories(temporary, error);
     XP_REQUIRE(!error, "cannot create checkpoint directory '" + temporary.string() + "': " + error.message());
   }
@@ -270,13 +312,13 @@ std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid
     sync_path(temporary.string());
     std::error_code error;
     const fs::path replaced = root / ("." + step_dir_name(state.step) + ".replaced");
-    if (fs::exists(final_dir)) fs::rename(final_dir, replaced, error);
+    if (fs::exists(final_dir)) fs::rename(final_dir, replaced, error);  // still found by latest until swept
     fs::rename(temporary, final_dir, error);
     XP_REQUIRE(!error, "cannot publish checkpoint '" + final_dir.string() + "': " + error.message());
     sync_path(root.string());
-    fs::remove_all(replaced, error);
+    remove_checkpoint_dir(replaced);
     const auto complete = complete_checkpoints(run_dir);
-    for (size_t i = 0; keep_last > 0 && i + keep_last < complete.size(); ++i) fs::remove_all(complete[i].second, error);
+    for (size_t i = 0; keep_last > 0 && i + keep_last < complete.size(); ++i) remove_checkpoint_dir(complete[i].second);
   }
   XP_MPI_CHECK(MPI_Barrier(grid.world()));
   return final_dir.string();

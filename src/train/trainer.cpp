@@ -46,6 +46,9 @@ int host_threads(int threads, MPI_Comm world) {
 }
 
 Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
+  // From the start: a preemption warning during set-up still ends in a checkpoint after one step.
+  std::signal(SIGTERM, request_stop);
+  std::signal(SIGUSR1, request_stop);
   int world_size = 1, world_rank = 0;
   XP_MPI_CHECK(MPI_Comm_size(world, &world_size));
   XP_MPI_CHECK(MPI_Comm_rank(world, &world_rank));
@@ -314,9 +317,6 @@ double Trainer::evaluate() {
 }
 
 std::vector<double> Trainer::run() {
-  stop_signal = 0;
-  std::signal(SIGTERM, request_stop);
-  std::signal(SIGUSR1, request_stop);
   std::vector<double> losses;
   while (steps_done_ < config_.train.steps) {
     const StepResult result = step();
@@ -330,6 +330,7 @@ std::vector<double> Trainer::run() {
     int signal = stop_signal, agreed = 0;
     XP_MPI_CHECK(MPI_Allreduce(&signal, &agreed, 1, MPI_INT, MPI_MAX, grid_->world()));
     if (agreed) {
+      stop_signal = 0;
       metrics_->message("xp_train: signal " + std::to_string(agreed) + " received: checkpoint and exit after step " +
                         std::to_string(steps_done_));
       stopped_by_signal_ = true;

@@ -15,7 +15,7 @@ class InputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Ends the whole job: prints "xp_train: rank R: file:line: message" and calls MPI_Abort.
+// Ends the whole job: prints "<program>: rank R: file:line: message" and calls MPI_Abort (exit 1 without MPI).
 [[noreturn]] void fatal(const char* file, int line, const std::string& message);
 
 // The text MPI gives for an error code.

@@ -1,0 +1,279 @@
+#include "xp/io/checkpoint_inspect.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <set>
+
+#include "xp/core/error.hpp"
+#include "xp/model/layout.hpp"
+#include "xp/model/partition.hpp"
+
+namespace fs = std::filesystem;
+
+namespace xp {
+namespace {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian, as this host");
+
+// HDF5 prints its error stack on every failed call; these calls may fail and we say why ourselves.
+class QuietHdf5 {
+ public:
+  QuietHdf5() {
+    H5Eget_auto2(H5E_DEFAULT, &handler_, &data_);
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  ~QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, handler_, data_); }
+
+ private:
+  H5E_auto2_t handler_ = nullptr;
+  void* data_ = nullptr;
+};
+
+int64_t directory_bytes(const fs::path& dir) {
+  int64_t bytes = 0;
+  std::error_code error;
+  for (const auto& entry : fs::recursive_directory_iterator(dir, error))
+    if (entry.is_regular_file(error)) bytes += static_cast<int64_t>(entry.file_size(error));
+  return bytes;
+}
+
+// "step_000012" → 12 and ".step_000012.partial" → 12 (partial); -1 for any other name.
+int64_t parse_step(const std::string& name, bool& partial) {
+  std::string digits;
+  partial = name.rfind(".step_", 0) == 0 && name.size() > 14 && name.compare(name.size() - 8, 8, ".partial") == 0;
+  if (partial) digits = name.substr(6, name.size() - 14);
+  else if (name.rfind("step_", 0) == 0) digits = name.substr(5);
+  if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(digits);
+}
+
+hid_t open_attribute(hid_t object, const std::string& name, const std::string& where) {
+  QuietHdf5 quiet;
+  hid_t attribute = H5Aexists(object, name.c_str()) > 0 ? H5Aopen(object, name.c_str(), H5P_DEFAULT) : -1;
+  if (attribute < 0) throw InputError("'" + where + "' lacks attribute '" + name + "'");
+  return attribute;
+}
+
+std::string read_text(hid_t object, const std::string& name, const std::string& where) {
+  hid_t attribute = open_attribute(object, name, where);
+  hid_t type = H5Aget_type(attribute);
+  std::string value(H5Tget_size(type), '\0');
+  const bool ok = H5Tget_class(type) == H5T_STRING && H5Aread(attribute, type, value.data()) >= 0;
+  H5Tclose(type);
+  H5Aclose(attribute);
+  if (!ok) throw InputError("attribute '" + name + "' of '" + where + "' is not text");
+  return value.substr(0, value.find('\0'));
+}
+
+}  // namespace
+
+std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir) {
+  const fs::path root = fs::path(run_dir) / "ckpt";
+  if (!fs::is_directory(root)) throw InputError("'" + run_dir + "' has no checkpoint folder ckpt/");
+  std::vector<CheckpointEntry> found;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    CheckpointEntry checkpoint;
+    checkpoint.step = parse_step(entry.path().filename().string(), checkpoint.partial);
+    if (checkpoint.step < 0 || !entry.is_directory()) continue;
+    checkpoint.partial = checkpoint.partial || !fs::exists(entry.path() / "index.h5");
+    checkpoint.dir = entry.path().string();
+    checkpoint.bytes = directory_bytes(entry.path());
+    found.push_back(checkpoint);
+  }
+  std::sort(found.begin(), found.end(), [](const CheckpointEntry& a, const CheckpointEntry& b) {
+    return a.step != b.step ? a.step < b.step : a.partial < b.partial;
+  });
+  return found;
+}
+
+const char* moment_name(Moment moment) {
+  switch (moment) {
+    case Moment::Param: return "param";
+    case Moment::ExpAvg: return "exp_avg";
+    case Moment::ExpAvgSq: return "exp_avg_sq";
+  }
+  return "?";
+}
+
+CheckpointIndex::CheckpointIndex(const std::string& dir) : dir_(dir), path_((fs::path(dir) / "index.h5").string()) {
+  if (!fs::is_directory(dir)) throw InputError("checkpoint '" + dir + "' is not a directory");
+  if (!fs::exists(path_)) throw InputError("checkpoint '" + dir + "' has no index.h5: not a complete checkpoint");
+  {
+    QuietHdf5 quiet;
+    file_ = H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  }
+  if (file_ < 0) throw InputError("checkpoint index '" + path_ + "' is not a readable HDF5 file");
+
+  try {
+    list_tensors();
+  } catch (const InputError&) {
+    H5Fclose(file_);
+    throw;
+  }
+}
+
+// The tensors the model shape implies, stage by stage as write_index() laid them out.
+void CheckpointIndex::list_tensors() {
+  const ModelConfig shape = model();
+  const std::vector<StageRange> stages = partition_layers(shape, static_cast<int>(attribute("pp")));
+  std::set<std::string> seen;
+  for (size_t s = 0; s < stages.size(); ++s) {
+    Placement placement;
+    placement.first_layer = stages[s].first_layer;
+    placement.last_layer = stages[s].last_layer;
+    placement.has_embedding = stages[s].has_embedding;
+    placement.has_head = stages[s].has_head;
+    const ParameterLayout layout(shape, placement);
+    for (const TensorInfo& info : layout.tensors()) {
+      if (!seen.insert(info.name).second) continue;
+      IndexTensor tensor{info.name, static_cast<int>(s), {}, {}, 1};
+      const std::string path = dataset_path(tensor, Moment::Param), where = path_ + ":" + path;
+      hid_t dataset;
+      {
+        QuietHdf5 quiet;
+        dataset = H5Dopen2(file_, path.c_str(), H5P_DEFAULT);
+      }
+      if (dataset < 0) throw InputError("checkpoint index '" + path_ + "' has no tensor '" + path + "'");
+      hid_t space = H5Dget_space(dataset);
+      std::vector<hsize_t> dims(std::max(0, H5Sget_simple_extent_ndims(space)));
+      H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+      H5Sclose(space);
+      tensor.shape.assign(dims.begin(), dims.end());
+      try {
+        tensor.split = read_text(dataset, "split", where);
+        hid_t parts = open_attribute(dataset, "parts", where);
+        H5Aread(parts, H5T_NATIVE_INT64, &tensor.parts);
+        H5Aclose(parts);
+      } catch (const InputError&) {
+        H5Dclose(dataset);
+        throw;
+      }
+      H5Dclose(dataset);
+      if (tensor.shape != info.full_shape) throw InputError("'" + where + "' has the wrong shape for this model");
+      tensors_.push_back(tensor);
+    }
+  }
+}
+
+CheckpointIndex::~CheckpointIndex() {
+  if (file_ >= 0) H5Fclose(file_);
+}
+
+int64_t CheckpointIndex::attribute(const std::string& name) const {
+  hid_t attribute = open_attribute(file_, name, path_);
+  int64_t value = 0;
+  const bool ok = H5Aread(attribute, H5T_NATIVE_INT64, &value) >= 0;
+  H5Aclose(attribute);
+  if (!ok) throw InputError("attribute '" + name + "' of '" + path_ + "' is not an integer");
+  return value;
+}
+
+std::string CheckpointIndex::text_attribute(const std::string& name) const { return read_text(file_, name, path_); }
+
+ModelConfig CheckpointIndex::model() const {
+  ModelConfig model;
+  model.n_layer = static_cast<int>(attribute("n_layer"));
+  model.n_head = static_cast<int>(attribute("n_head"));
+  model.n_embd = static_cast<int>(attribute("n_embd"));
+  model.seq_len = static_cast<int>(attribute("seq_len"));
+  model.vocab_size = static_cast<int>(attribute("vocab_size"));
+  return model;
+}
+
+std::string CheckpointIndex::dataset_path(const IndexTensor& tensor, Moment moment) const {
+  const std::string stage_path = "/stage_" + std::to_string(tensor.stage) + "/" + tensor.name;
+  return moment == Moment::Param ? stage_path : std::string("/optimizer/") + moment_name(moment) + stage_path;
+}
+
+std::vector<float> CheckpointIndex::read(const IndexTensor& tensor, Moment moment) const {
+  int64_t count = 1;
+  for (int64_t extent : tensor.shape) count *= extent;
+  std::vector<float> values(count);
+  const std::string path = dataset_path(tensor, moment);
+  QuietHdf5 quiet;
+  hid_t dataset = H5Dopen2(file_, path.c_str(), H5P_DEFAULT);
+  const bool ok = dataset >= 0 && H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0;
+  if (dataset >= 0) H5Dclose(dataset);
+  if (!ok) throw InputError("cannot read '" + path + "' through checkpoint index '" + path_ + "'");
+  return values;
+}
+
+int write_gpt2_safetensors(const CheckpointIndex& index, const std::string& path) {
+  // Our block tensor names → Hugging Face's, and whether the weight is stored transposed there
+  // (GPT-2's Conv1D keeps (in, out); we keep PyTorch Linear's (out, in)).
+  const struct {
+    const char *ours, *theirs;
+    bool transpose;
+  } renames[] = {{"attn.qkv.weight", "attn.c_attn.weight", true}, {"attn.qkv.bias", "attn.c_attn.bias", false},
+                 {"attn.proj.weight", "attn.c_proj.weight", true}, {"attn.proj.bias", "attn.c_proj.bias", false},
+                 {"mlp.fc.weight", "mlp.c_fc.weight", true},       {"mlp.fc.bias", "mlp.c_fc.bias", false},
+                 {"mlp.proj.weight", "mlp.c_proj.weight", true},   {"mlp.proj.bias", "mlp.c_proj.bias", false}};
+  struct Output {
+    const IndexTensor* source;
+    std::string name;
+    std::vector<int64_t> shape;
+    bool transpose = false;
+  };
+  const int vocab_size = index.model().vocab_size;
+  std::vector<Output> outputs;
+  for (const IndexTensor& tensor : index.tensors()) {
+    Output out{&tensor, "transformer." + tensor.name, tensor.shape};
+    if (tensor.name == "wte.weight") out.shape[0] = vocab_size;  // drop the padding rows
+    for (const auto& rename : renames) {
+      const std::string suffix = rename.ours;
+      if (tensor.name.size() > suffix.size() &&
+          tensor.name.compare(tensor.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        out.name = "transformer." + tensor.name.substr(0, tensor.name.size() - suffix.size()) + rename.theirs;
+        out.transpose = rename.transpose;
+        if (out.transpose) std::swap(out.shape[0], out.shape[1]);
+      }
+    }
+    outputs.push_back(out);
+  }
+
+  // Header: JSON with each tensor's byte range in the data that follows, padded to 8 bytes.
+  std::string header = "{\"__metadata__\":{\"format\":\"pt\"}";
+  int64_t offset = 0;
+  for (const Output& out : outputs) {
+    int64_t bytes = 4;
+    std::string shape;
+    for (int64_t extent : out.shape) {
+      bytes *= extent;
+      shape += (shape.empty() ? "" : ",") + std::to_string(extent);
+    }
+    header += ",\"" + out.name + "\":{\"dtype\":\"F32\",\"shape\":[" + shape + "],\"data_offsets\":[" +
+              std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
+    offset += bytes;
+  }
+  header += "}";
+  header.append((8 - header.size() % 8) % 8, ' ');
+
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "wb"), std::fclose);
+  if (!file) throw InputError("cannot create '" + path + "'");
+  const uint64_t header_size = header.size();
+  bool ok = std::fwrite(&header_size, 8, 1, file.get()) == 1 &&
+            std::fwrite(header.data(), 1, header.size(), file.get()) == header.size();
+  std::vector<float> data;
+  for (const Output& out : outputs) {
+    if (!ok) break;
+    const std::vector<float> full = index.read(*out.source);
+    if (out.transpose) {  // (rows, columns) → (columns, rows)
+      const int64_t rows = out.shape[1], columns = out.shape[0];
+      data.resize(full.size());
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < columns; ++c) data[c * rows + r] = full[r * columns + c];
+    } else {
+      data = full;
+    }
+    int64_t count = 1;
+    for (int64_t extent : out.shape) count *= extent;
+    ok = std::fwrite(data.data(), sizeof(float), count, file.get()) == static_cast<size_t>(count);
+  }
+  ok = std::fclose(file.release()) == 0 && ok;
+  if (!ok) throw InputError("cannot write '" + path + "'");
+  return static_cast<int>(outputs.size());
+}
+
+}  // namespace xp
