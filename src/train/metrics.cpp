@@ -38,13 +38,13 @@ double host_peak_flops(int threads) {
 }
 
 MetricsLog::MetricsLog(const Config& config, const Layout& layout, int64_t tokens_per_step,
-                       double peak_flops_per_rank, bool writer)
+                       double peak_flops_per_rank, bool writer, bool append)
     : config_(config), layout_(layout), tokens_per_step_(tokens_per_step),
       flops_per_token_(training_flops_per_token(config.model)), peak_flops_per_rank_(peak_flops_per_rank),
       writer_(writer) {
   if (!writer_) return;
   const std::string path = config.run.run_dir + "/metrics.jsonl";
-  jsonl_ = std::fopen(path.c_str(), "w");
+  jsonl_ = std::fopen(path.c_str(), append ? "a" : "w");
   XP_REQUIRE(jsonl_, "cannot write '" + path + "': " + std::strerror(errno));
 }
 

@@ -114,7 +114,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
 
   const double peak = config.run.peak_tflops > 0 ? config.run.peak_tflops * 1e12 : host_peak_flops(threads);
   metrics_ = std::make_unique<MetricsLog>(config, layout, batch_sequences * config.model.seq_len, peak,
-                                          world_rank == 0);
+                                          world_rank == 0, steps_done_ > 0);
   metrics_->message("xp_train: " + grid_->describe() + (zero ? " zero_stage=1" : "") + ", " +
                     std::to_string(threads) + " BLAS thread(s)/rank, " +
                     std::to_string(count_parameters(config.model)) + " parameters (" + std::to_string(parameters) +

@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int global_batch = 8, micro_batch = 2, total_steps = 16, saved_at = 8;
+constexpr int global_batch = 8, micro_batch = 2, total_steps = 20, saved_at = 10;
 
 int world_rank() {
   int rank = 0;
@@ -146,7 +146,7 @@ TEST(Checkpoint, ResumeInAnotherLayoutContinuesTheSameRun) {
   }
   MPI_Barrier(MPI_COMM_WORLD);
   xp::Config world = config_for(world_layout(), test_dir("reshard_world_resumed"), data);
-  world.run.resume = test_dir("reshard_single") + "/ckpt/step_00000" + std::to_string(saved_at);
+  world.run.resume = test_dir("reshard_single") + "/ckpt/step_0000" + std::to_string(saved_at);
   xp::Trainer resumed_world(world, MPI_COMM_WORLD);
   const std::vector<double> world_losses = resumed_world.run();
   for (size_t i = 0; i < world_losses.size(); ++i)

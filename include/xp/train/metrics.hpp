@@ -30,9 +30,10 @@ struct StepRecord {
 
 class MetricsLog {
  public:
-  // Only the writer (world rank 0) prints and writes; the others keep the counters.
+  // Only the writer (world rank 0) prints and writes; the others keep the counters. A resumed run
+  // appends to metrics.jsonl instead of starting it anew.
   MetricsLog(const Config& config, const Layout& layout, int64_t tokens_per_step, double peak_flops_per_rank,
-             bool writer);
+             bool writer, bool append = false);
   ~MetricsLog();
   void record(const StepRecord& record);
   void message(const std::string& text) const;  // a console line from the writer only
