@@ -3,64 +3,24 @@
 #include "xp/config/deck.hpp"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
-#include <functional>
 #include <iomanip>
 #include <set>
 
-#include "xp/core/error.hpp"
+#include "support.hpp"
 #include "xp/model/layout.hpp"
-#include "xp/parallel/topology.hpp"
 #include "xp/parallel/topology.hpp"
 
 namespace xp::test {
 namespace {
 
-namespace fs = std::filesystem;
-
-// A fresh directory per test, removed afterwards.
-class DeckDir {
- public:
-  DeckDir() {
-    static int serial = 0;
-    path_ = fs::temp_directory_path() /
-            ("xp_test_deck_" + std::to_string(::getpid()) + "_" + std::to_string(serial++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~DeckDir() { fs::remove_all(path_); }
-  std::string write(const std::string& name, const std::string& text) const {
-    const std::string path = (path_ / name).string();
-    std::ofstream(path) << text;
-    return path;
-  }
-  std::string path() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
-// The message of the InputError that `action` throws ("" and a failure when it throws none).
-std::string input_error(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
-}
-
 Config from_deck(const std::string& text, const std::vector<std::string>& overrides = {}) {
-  DeckDir dir;
+  const ScratchDir dir("xp_test_deck");
   return load_config(dir.write("deck.in", text), overrides);
 }
 
 std::string deck_error(const std::string& text, const std::vector<std::string>& overrides = {}) {
-  DeckDir dir;
+  const ScratchDir dir("xp_test_deck");
   const std::string path = dir.write("deck.in", text);
   return input_error([&] { load_config(path, overrides); });
 }
@@ -105,7 +65,7 @@ void expect_same(const Config& a, const Config& b) {
 }
 
 Config round_trip(const Config& config) {
-  DeckDir dir;
+  const ScratchDir dir("xp_test_deck");
   return load_config(dir.write("config.toml", config_to_toml(config)), {});
 }
 
@@ -222,14 +182,14 @@ TEST(Deck, WidthMustBeDivisibleByHeads) {
 }
 
 TEST(Deck, MissingDeckFileIsNamed) {
-  const DeckDir dir;
+  const ScratchDir dir("xp_test_deck");
   const std::string path = dir.path() + "/absent.in";
   const std::string message = input_error([&] { load_config(path, {}); });
   EXPECT_NE(message.find("cannot read input deck '" + path + "'"), std::string::npos) << message;
 }
 
 TEST(Deck, DirectoryIsNotADeck) {
-  const DeckDir dir;
+  const ScratchDir dir("xp_test_deck");
   const std::string message = input_error([&] { load_config(dir.path(), {}); });
   EXPECT_NE(message.find(dir.path()), std::string::npos) << message;
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
 #include "xp/core/error.hpp"
 #include "xp/core/random.hpp"
 #include "xp/io/checkpoint.hpp"
@@ -24,21 +25,12 @@ namespace {
 
 constexpr int global_batch = 8, micro_batch = 2, total_steps = 20, saved_at = 10;
 
-int world_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
-
-int world_size() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
+using xp::test::world_rank;
+using xp::test::world_size;
 
 // The same directory name on every rank (rank 0's temp dir may differ only by rank-specific parts).
 std::string test_dir(const std::string& name) {
-  return std::string(::testing::TempDir()) + "/xp_ckpt_np" + std::to_string(world_size()) + "_" + name;
+  return xp::test::temp_path("xp_ckpt_np" + std::to_string(world_size()) + "_" + name);
 }
 
 // Token shards shared by all runs of a test: three shards of random tokens, written by rank 0.
@@ -60,18 +52,12 @@ struct Layout3 {
 };
 
 xp::Config config_for(const Layout3& layout, const std::string& run_dir, const std::string& data) {
-  xp::Config config;
-  config.model = {"custom", 4, 4, 32, 16, 100};
+  xp::Config config = xp::test::tiny_config(run_dir);
   config.train.steps = total_steps;
-  config.train.lr = 1e-2;
-  config.train.warmup_steps = 2;
-  config.train.grad_clip_norm = 0.5;
   config.train.batch_size = std::min(micro_batch, global_batch / layout.dp);
   config.train.grad_accum_steps = global_batch / (config.train.batch_size * layout.dp);
   config.data.train_data = data;
   config.parallel = {layout.tp, layout.pp, layout.dp, 1, layout.zero, 0, 0.0};
-  config.run.run_dir = run_dir;
-  config.run.log_every = 1000;
   config.run.keep_last = 0;
   return config;
 }

@@ -3,15 +3,13 @@
 #include "xp/io/shards.hpp"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <numeric>
 
-#include "xp/core/error.hpp"
+#include "support.hpp"
 
 namespace xp::test {
 namespace {
@@ -19,23 +17,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int vocab = 1000;
-
-// A fresh directory per test, removed afterwards.
-class ShardDir {
- public:
-  ShardDir() {
-    static int serial = 0;
-    path_ = fs::temp_directory_path() /
-            ("xp_test_shards_" + std::to_string(::getpid()) + "_" + std::to_string(serial++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~ShardDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 // Tokens first, first+1, ... so every token says where it came from.
 std::vector<uint16_t> counting(int count, int first = 0) {
@@ -63,18 +44,8 @@ void patch_header(const std::string& path, int index, int32_t value) {
   file.write(reinterpret_cast<const char*>(&value), 4);
 }
 
-std::string input_error(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
-}
-
 TEST(Shards, HeaderGivesTheTokenCount) {
-  const ShardDir dir;
+  const ScratchDir dir("xp_test_shards");
   write_shard(dir.file("a.bin"), counting(300));
   EXPECT_EQ(fs::file_size(dir.file("a.bin")), 1024u + 2 * 300);
   const ShardInfo info = read_shard_header(dir.file("a.bin"));
@@ -84,7 +55,7 @@ TEST(Shards, HeaderGivesTheTokenCount) {
 
 // T = 4: row r of the batch is tokens [4r, 4r + 5), so neighbouring rows share one token.
 TEST(Shards, RowsAreTPlusOneTokensOverlappingByOne) {
-  const ShardDir dir;
+  const ScratchDir dir("xp_test_shards");
   write_shard(dir.file("a.bin"), counting(100));
   ShardSource source(dir.file("*.bin"), "train_data", 4, vocab, 3);
   source.align(3);
@@ -100,7 +71,7 @@ TEST(Shards, RowsAreTPlusOneTokensOverlappingByOne) {
 
 // Shards of 20 and 30 tokens, T = 4, batches of 3 rows (13 tokens).
 TEST(Shards, AlignMovesToTheNextShardAndWrapsWithANewEpoch) {
-  const ShardDir dir;
+  const ScratchDir dir("xp_test_shards");
   write_shard(dir.file("train_000.bin"), counting(20, 0));
   write_shard(dir.file("train_001.bin"), counting(30, 100));
   ShardSource source(dir.file("train_*.bin"), "train_data", 4, vocab, 3);
@@ -125,7 +96,7 @@ TEST(Shards, AlignMovesToTheNextShardAndWrapsWithANewEpoch) {
 }
 
 TEST(Shards, GlobIsReadInSortedOrder) {
-  const ShardDir dir;
+  const ScratchDir dir("xp_test_shards");
   write_shard(dir.file("s_2.bin"), counting(20, 200));
   write_shard(dir.file("s_0.bin"), counting(20, 0));
   write_shard(dir.file("s_1.bin"), counting(20, 100));
@@ -142,7 +113,7 @@ TEST(Shards, GlobIsReadInSortedOrder) {
 }
 
 TEST(Shards, WrongMagicIsNamed) {
-  const ShardDir dir;
+  const ScratchDir dir("xp_test_shards");
   write_shard(dir.file("a.bin"), counting(50));
   patch_header(dir.file("a.bin"), 0, 12345);
   const std::string message = input_error([&] { read_shard_header(dir.file("a.bin")); });
@@ -153,7 +124,7 @@ TEST(Shards, WrongMagicIsNamed) {
 }
 
 TEST(Shards, WrongVersionIsNamed) {
-  const ShardDir dir;
+  const ScratchDir dir("xp_test_shards");
   write_shard(dir.file("a.bin"), counting(50));
   patch_header(dir.file("a.bin"), 1, 2);
   const std::string message = input_error([&] { read_shard_header(dir.file("a.bin")); });
@@ -161,7 +132,7 @@ TEST(Shards, WrongVersionIsNamed) {
 }
 
 TEST(Shards, TokenCountMustMatchTheFileSize) {
-  const ShardDir dir;
+  const ScratchDir dir("xp_test_shards");
   write_shard(dir.file("short.bin"), counting(50));
   fs::resize_file(dir.file("short.bin"), 1024 + 2 * 40);
   std::string message = input_error([&] { read_shard_header(dir.file("short.bin")); });
@@ -175,7 +146,7 @@ TEST(Shards, TokenCountMustMatchTheFileSize) {
 }
 
 TEST(Shards, FileShorterThanTheHeaderIsNamed) {
-  const ShardDir dir;
+  const ScratchDir dir("xp_test_shards");
   std::ofstream(dir.file("tiny.bin")) << "not a shard";
   const std::string message = input_error([&] { read_shard_header(dir.file("tiny.bin")); });
   EXPECT_NE(message.find("'" + dir.file("tiny.bin") + "' is truncated"), std::string::npos) << message;
@@ -183,14 +154,14 @@ TEST(Shards, FileShorterThanTheHeaderIsNamed) {
 }
 
 TEST(Shards, GlobMatchingNothingNamesKeyAndPattern) {
-  const ShardDir dir;
+  const ScratchDir dir("xp_test_shards");
   const std::string pattern = dir.file("missing_*.bin");
   const std::string message = input_error([&] { ShardSource(pattern, "val_data", 4, vocab, 1); });
   EXPECT_EQ(message, "val_data '" + pattern + "' matches no files");
 }
 
 TEST(Shards, ShardSmallerThanOneGlobalBatchIsNamed) {
-  const ShardDir dir;
+  const ScratchDir dir("xp_test_shards");
   write_shard(dir.file("a.bin"), counting(100));
   write_shard(dir.file("b.bin"), counting(32));
   ShardSource(dir.file("*.bin"), "train_data", 4, vocab, 7);  // 7·4 + 1 = 29 tokens fit in both

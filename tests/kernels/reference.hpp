@@ -47,21 +47,18 @@ inline Doubles added(const Floats& after, const Floats& before) {
   return delta;
 }
 
-inline FloatBuffer to_device(const Floats& host) {
-  FloatBuffer device("test::floats", host.size());
+// A device buffer labelled `label` holding a copy of `host`.
+template <typename Buffer, typename Host>
+Buffer copy_to_device(const Host& host, const std::string& label) {
+  Buffer device(label, host.size());
   auto mirror = Kokkos::create_mirror_view(device);
   for (size_t i = 0; i < host.size(); ++i) mirror(i) = host[i];
   Kokkos::deep_copy(device, mirror);
   return device;
 }
 
-inline TokenBuffer to_device(const Tokens& host) {
-  TokenBuffer device("test::tokens", host.size());
-  auto mirror = Kokkos::create_mirror_view(device);
-  for (size_t i = 0; i < host.size(); ++i) mirror(i) = host[i];
-  Kokkos::deep_copy(device, mirror);
-  return device;
-}
+inline FloatBuffer to_device(const Floats& host) { return copy_to_device<FloatBuffer>(host, "test::floats"); }
+inline TokenBuffer to_device(const Tokens& host) { return copy_to_device<TokenBuffer>(host, "test::tokens"); }
 
 inline Floats to_host(const FloatBuffer& device) {
   auto mirror = Kokkos::create_mirror_view(device);

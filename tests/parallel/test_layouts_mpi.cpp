@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
 #include "xp/train/trainer.hpp"
 
 namespace {
@@ -19,29 +20,12 @@ const std::vector<Case> layouts = {{1, 1, 1}, {2, 1, 1}, {1, 2, 1}, {1, 1, 2}, {
                                    {1, 2, 2}, {2, 2, 2}, {1, 4, 2}, {1, 2, 4}, {4, 1, 2}};
 constexpr int global_batch = 8, micro_batch = 2;
 
-xp::Config tiny_config(const std::string& run_name) {
-  xp::Config config;
-  config.model = {"custom", 4, 4, 32, 16, 100};  // vocab 100 pads to 128: padding split across tp too
-  config.train.steps = 20;
-  config.train.lr = 1e-2;
-  config.train.warmup_steps = 2;
-  config.train.grad_clip_norm = 0.5;  // small enough to clip: the global norm must be right
-  config.train.batch_size = micro_batch;
-  config.parallel.threads = 1;
-  config.run.run_dir = std::string(::testing::TempDir()) + "/xp_layouts_" + run_name;
-  config.run.log_every = 1000;
-  return config;
-}
-
-int world(MPI_Comm comm, bool want_rank) {
-  int value = 0;
-  if (want_rank) MPI_Comm_rank(comm, &value);
-  else MPI_Comm_size(comm, &value);
-  return value;
-}
+using xp::test::world_rank;
+using xp::test::world_size;
 
 std::vector<double> run_layout(const Case& layout, int zero_stage, MPI_Comm comm, const std::string& name) {
-  xp::Config config = tiny_config(name);
+  xp::Config config = xp::test::tiny_config(xp::test::temp_path("xp_layouts_" + name));
+  config.train.batch_size = micro_batch;
   config.parallel.dp_size = layout.dp;
   config.parallel.tp_size = layout.tp;
   config.parallel.pp_stages = layout.pp;
@@ -53,7 +37,7 @@ std::vector<double> run_layout(const Case& layout, int zero_stage, MPI_Comm comm
 
 const std::vector<double>& reference_losses() {
   static const std::vector<double> losses =
-      run_layout({1, 1, 1}, 0, MPI_COMM_SELF, "reference_rank" + std::to_string(world(MPI_COMM_WORLD, true)));
+      run_layout({1, 1, 1}, 0, MPI_COMM_SELF, "reference_rank" + std::to_string(world_rank()));
   return losses;
 }
 
@@ -71,7 +55,7 @@ void expect_matches_reference(const Case& layout, int zero_stage) {
 }  // namespace
 
 TEST(Layouts, EveryLayoutMatchesOneProcess) {
-  const int ranks = world(MPI_COMM_WORLD, false);
+  const int ranks = world_size();
   int tested = 0;
   for (const Case& layout : layouts) {
     if (layout.dp * layout.tp * layout.pp != ranks) continue;
@@ -82,7 +66,7 @@ TEST(Layouts, EveryLayoutMatchesOneProcess) {
 }
 
 TEST(Layouts, ZeroStageOneMatchesOneProcess) {
-  const int ranks = world(MPI_COMM_WORLD, false);
+  const int ranks = world_size();
   int tested = 0;
   for (const Case& layout : layouts) {
     if (layout.dp * layout.tp * layout.pp != ranks || layout.dp == 1) continue;

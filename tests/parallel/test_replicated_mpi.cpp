@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
 #include "xp/model/layout.hpp"
 #include "xp/train/trainer.hpp"
 
@@ -15,27 +16,17 @@ namespace {
 
 constexpr int steps = 15;
 
-int world_size() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
+using xp::test::world_size;
 
-xp::Config tiny_config(const std::string& run_name, int tp, int pp) {
-  xp::Config config;
-  config.model = {"custom", 4, 4, 32, 16, 100};  // vocab 100 pads to 128
+// The shared tiny run for `steps` steps in layout tp × pp × (the rest as dp).
+xp::Config layout_config(const std::string& run_name, int tp, int pp) {
+  xp::Config config = xp::test::tiny_config(
+      xp::test::temp_path("xp_replicated_" + run_name + "_world" + std::to_string(world_size())));
   config.train.steps = steps;
-  config.train.lr = 1e-2;
-  config.train.warmup_steps = 2;
-  config.train.grad_clip_norm = 0.5;
   config.train.batch_size = 2;
   config.parallel.tp_size = tp;
   config.parallel.pp_stages = pp;
   config.parallel.dp_size = world_size() / (tp * pp);
-  config.parallel.threads = 1;
-  config.run.run_dir = std::string(::testing::TempDir()) + "/xp_replicated_" + run_name + "_world" +
-                       std::to_string(world_size());
-  config.run.log_every = 1000;
   return config;
 }
 
@@ -66,7 +57,7 @@ bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
 TEST(Replicated, ReplicatedTensorsStayIdenticalOverTensorParallelRanks) {
   const int ranks = world_size();
   if (ranks < 2 || ranks % 2 != 0) GTEST_SKIP() << "tp_size 2 needs an even world, not " << ranks << " ranks";
-  xp::Trainer trainer(tiny_config("tp2", 2, 1), MPI_COMM_WORLD);
+  xp::Trainer trainer(layout_config("tp2", 2, 1), MPI_COMM_WORLD);
   const std::vector<double> losses = trainer.run();
   ASSERT_EQ(static_cast<int>(losses.size()), steps);
   const xp::ParallelGrid& grid = trainer.grid();
@@ -91,7 +82,7 @@ TEST(Replicated, TiedEmbeddingStaysIdenticalOnFirstAndLastStage) {
   const int ranks = world_size();
   if (ranks < 2 || ranks % 2 != 0) GTEST_SKIP() << "pp_stages 2 needs an even world, not " << ranks << " ranks";
   const int tp = ranks % 4 == 0 ? 2 : 1;  // with tp, each vocabulary slice is tied to its own
-  xp::Trainer trainer(tiny_config("pp2", tp, 2), MPI_COMM_WORLD);
+  xp::Trainer trainer(layout_config("pp2", tp, 2), MPI_COMM_WORLD);
   xp::GPT2& model = trainer.model();
   const xp::TensorInfo& wte = model.layout().find("wte.weight");
   const std::vector<float> initial = host_values(model, wte);

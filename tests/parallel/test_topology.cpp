@@ -7,23 +7,13 @@
 #include <functional>
 #include <numeric>
 
+#include "support.hpp"
 #include "xp/config/deck.hpp"
-#include "xp/core/error.hpp"
 #include "xp/model/layout.hpp"
 #include "xp/model/partition.hpp"
 
 namespace xp::test {
 namespace {
-
-std::string input_error(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
-}
 
 ModelConfig shape(int n_layer, int n_head, int n_embd, int seq_len, int vocab_size) {
   ModelConfig model;

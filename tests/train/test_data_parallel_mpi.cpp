@@ -6,40 +6,27 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
 #include "xp/train/trainer.hpp"
 
 namespace {
 
 constexpr int global_batch = 8;
 
-xp::Config tiny_config(const std::string& run_name) {
-  xp::Config config;
+using xp::test::world_rank;
+using xp::test::world_size;
+
+// The shared tiny run with 2 layers, vocabulary 96 and clipping at 1.0.
+xp::Config dp_config(const std::string& run_name) {
+  xp::Config config = xp::test::tiny_config(xp::test::temp_path("xp_dp_" + run_name));
   config.model = {"custom", 2, 4, 32, 16, 96};
-  config.train.steps = 20;
-  config.train.lr = 1e-2;
-  config.train.warmup_steps = 2;
   config.train.grad_clip_norm = 1.0;
-  config.parallel.threads = 1;
-  config.run.run_dir = std::string(::testing::TempDir()) + "/xp_dp_" + run_name;
-  config.run.log_every = 1000;
   return config;
-}
-
-int world_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
-
-int world_size() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
 }
 
 // Losses of a run on this rank alone (MPI_COMM_SELF).
 std::vector<double> single_process_losses(int batch_size, int accum, const std::string& name) {
-  xp::Config config = tiny_config(name + "_rank" + std::to_string(world_rank()));
+  xp::Config config = dp_config(name + "_rank" + std::to_string(world_rank()));
   config.train.batch_size = batch_size;
   config.train.grad_accum_steps = accum;
   xp::Trainer trainer(config, MPI_COMM_SELF);
@@ -57,7 +44,7 @@ void expect_close(const std::vector<double>& got, const std::vector<double>& wan
 TEST(DataParallel, ReplicasMatchOneProcessWithTheWholeBatch) {
   const int ranks = world_size();
   if (global_batch % ranks != 0) GTEST_SKIP() << "global batch " << global_batch << " not divisible by " << ranks;
-  xp::Config config = tiny_config("world" + std::to_string(ranks));
+  xp::Config config = dp_config("world" + std::to_string(ranks));
   config.train.batch_size = global_batch / ranks;
   xp::Trainer trainer(config, MPI_COMM_WORLD);
   ASSERT_EQ(trainer.grid().layout().dp, ranks);
@@ -72,7 +59,7 @@ TEST(DataParallel, ReplicasMatchOneProcessWithTheWholeBatch) {
 TEST(DataParallel, ReplicasMatchGradientAccumulation) {
   const int ranks = world_size();
   if (global_batch % ranks != 0) GTEST_SKIP() << "global batch " << global_batch << " not divisible by " << ranks;
-  xp::Config config = tiny_config("accum_world" + std::to_string(ranks));
+  xp::Config config = dp_config("accum_world" + std::to_string(ranks));
   config.train.batch_size = global_batch / ranks;
   xp::Trainer trainer(config, MPI_COMM_WORLD);
   const std::vector<double> distributed = trainer.run();
@@ -81,7 +68,7 @@ TEST(DataParallel, ReplicasMatchGradientAccumulation) {
 }
 
 TEST(DataParallel, SameSeedGivesBitIdenticalLosses) {
-  xp::Config config = tiny_config("repeat" + std::to_string(world_size()));
+  xp::Config config = dp_config("repeat" + std::to_string(world_size()));
   config.train.batch_size = 2;
   const std::vector<double> first = xp::Trainer(config, MPI_COMM_WORLD).run();
   const std::vector<double> second = xp::Trainer(config, MPI_COMM_WORLD).run();
