@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "xp/core/error.hpp"
+#include "xp/io/checkpoint_inspect.hpp"
 #include "xp/io/hdf5_file.hpp"
 #include "xp/model/partition.hpp"
 
@@ -85,27 +86,6 @@ void write_attribute(hid_t object, const std::string& name, const std::string& v
   H5Aclose(attribute);
   H5Sclose(space);
   H5Tclose(type);
-}
-
-bool read_attribute(hid_t object, const std::string& name, int64_t& value) {
-  if (H5Aexists(object, name.c_str()) <= 0) return false;
-  hid_t attribute = H5Aopen(object, name.c_str(), H5P_DEFAULT);
-  const bool ok = attribute >= 0 && H5Aread(attribute, H5T_NATIVE_INT64, &value) >= 0;
-  if (attribute >= 0) H5Aclose(attribute);
-  return ok;
-}
-
-bool read_attribute(hid_t object, const std::string& name, std::string& value) {
-  if (H5Aexists(object, name.c_str()) <= 0) return false;
-  hid_t attribute = H5Aopen(object, name.c_str(), H5P_DEFAULT);
-  if (attribute < 0) return false;
-  hid_t type = H5Aget_type(attribute);
-  value.assign(H5Tget_size(type), '\0');
-  const bool ok = H5Aread(attribute, type, value.data()) >= 0;
-  value.resize(value.find('\0') == std::string::npos ? value.size() : value.find('\0'));
-  H5Tclose(type);
-  H5Aclose(attribute);
-  return ok;
 }
 
 // The full tensor `full_name` in the index as a virtual dataset over every tp rank's slice of it.
@@ -330,120 +310,61 @@ std::string latest_checkpoint(const std::string& run_dir) {
 }
 
 CheckpointState read_checkpoint_state(const std::string& dir, const ModelConfig& model) {
-  const std::string index_path = (fs::path(dir) / "index.h5").string();
-  if (!fs::exists(index_path))
-    throw InputError("checkpoint '" + dir + "' has no index.h5: not a complete checkpoint");
-  H5E_auto2_t handler;
-  void* handler_data;
-  H5Eget_auto2(H5E_DEFAULT, &handler, &handler_data);
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our messages instead of HDF5's error stack
-  hid_t index = H5Fopen(index_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  H5Eset_auto2(H5E_DEFAULT, handler, handler_data);
-  if (index < 0) throw InputError("checkpoint index '" + index_path + "' is not a readable HDF5 file");
-
+  const CheckpointIndex index(dir);  // checks the format version and the tensors it must present
   CheckpointState state;
-  int64_t version = 0, seed = 0, dp = 0, tp = 0, pp = 0, zero = 0;
-  auto need = [&](const char* name, int64_t& value) {
-    if (!read_attribute(index, name, value)) {
-      H5Fclose(index);
-      throw InputError("checkpoint index '" + index_path + "' lacks attribute '" + name + "'");
-    }
-  };
-  need("format_version", version);
-  if (version != checkpoint_format_version) {
-    H5Fclose(index);
-    throw InputError("checkpoint '" + dir + "' has format version " + std::to_string(version) + ", this xp_train reads " +
-                     std::to_string(checkpoint_format_version));
-  }
-  need("step", state.step);
-  need("seed", seed);
-  need("dp", dp);
-  need("tp", tp);
-  need("pp", pp);
-  need("zero_stage", zero);
-  need("train_shard", state.train_cursor.shard);
-  need("train_position", state.train_cursor.position);
-  need("train_epoch", state.train_cursor.epoch);
-  state.seed = static_cast<uint64_t>(seed);
-  state.layout = {int(dp), int(tp), int(pp)};
-  state.zero_stage = int(zero);
-  read_attribute(index, "config", state.config_toml);
+  state.step = index.attribute("step");
+  state.seed = static_cast<uint64_t>(index.attribute("seed"));
+  state.layout = {int(index.attribute("dp")), int(index.attribute("tp")), int(index.attribute("pp"))};
+  state.zero_stage = int(index.attribute("zero_stage"));
+  state.train_cursor = {index.attribute("train_shard"), index.attribute("train_position"), index.attribute("train_epoch")};
+  state.config_toml = index.text_attribute("config");
 
-  const std::pair<const char*, int> shape[] = {{"n_layer", model.n_layer}, {"n_head", model.n_head},
-                                               {"n_embd", model.n_embd}, {"seq_len", model.seq_len},
-                                               {"vocab_size", model.vocab_size}};
-  for (const auto& [name, expected] : shape) {
-    int64_t saved = 0;
-    need(name, saved);
-    if (saved != expected) {
-      H5Fclose(index);
-      throw InputError("checkpoint '" + dir + "' holds a model with " + name + " " + std::to_string(saved) +
-                       ", this run has " + name + " " + std::to_string(expected));
-    }
-  }
+  const ModelConfig saved = index.model();
+  const std::pair<const char*, std::pair<int, int>> shape[] = {
+      {"n_layer", {saved.n_layer, model.n_layer}},    {"n_head", {saved.n_head, model.n_head}},
+      {"n_embd", {saved.n_embd, model.n_embd}},       {"seq_len", {saved.seq_len, model.seq_len}},
+      {"vocab_size", {saved.vocab_size, model.vocab_size}}};
+  for (const auto& [name, values] : shape)
+    if (values.first != values.second)
+      throw InputError("checkpoint '" + dir + "' holds a model with " + name + " " + std::to_string(values.first) +
+                       ", this run has " + name + " " + std::to_string(values.second));
 
-  // Every shard the index names must be there, whole and unchanged.
-  std::vector<std::string> problems;
-  for (int s = 0; s < pp; ++s)
-    for (int r = 0; r < tp; ++r) {
-      const std::string name = shard_file_name(s, r);
-      const std::string group = "/shards/" + name;
+  // Every shard the index names must be there, whole and unchanged: reading through a virtual dataset
+  // whose source is missing would silently give zeros.
+  for (int s = 0; s < state.layout.pp; ++s)
+    for (int r = 0; r < state.layout.tp; ++r) {
+      const std::string name = shard_file_name(s, r), path = (fs::path(dir) / name).string();
       int64_t crc = 0, bytes = 0;
-      hid_t entry = H5Lexists(index, "/shards", H5P_DEFAULT) > 0 && H5Lexists(index, group.c_str(), H5P_DEFAULT) > 0
-                        ? H5Gopen2(index, group.c_str(), H5P_DEFAULT)
-                        : -1;
-      const bool recorded = entry >= 0 && read_attribute(entry, "crc32", crc) && read_attribute(entry, "bytes", bytes);
-      if (entry >= 0) H5Gclose(entry);
-      const std::string path = (fs::path(dir) / name).string();
+      if (!index.shard_record(name, crc, bytes)) throw InputError("checkpoint '" + dir + "' is damaged: index has no record of shard '" + path + "'");
       uint32_t actual_crc = 0;
       int64_t actual_bytes = 0;
-      if (!recorded) problems.push_back("index has no record of shard '" + path + "'");
-      else if (!fs::exists(path)) problems.push_back("shard '" + path + "' is missing");
-      else if (!file_crc32(path, actual_crc, actual_bytes)) problems.push_back("shard '" + path + "' cannot be read");
+      std::string problem;
+      if (!fs::exists(path)) problem = "shard '" + path + "' is missing";
+      else if (!file_crc32(path, actual_crc, actual_bytes)) problem = "shard '" + path + "' cannot be read";
       else if (actual_bytes != bytes)
-        problems.push_back("shard '" + path + "' is truncated or extended: " + std::to_string(actual_bytes) +
-                           " bytes, the index recorded " + std::to_string(bytes));
+        problem = "shard '" + path + "' is truncated or extended: " + std::to_string(actual_bytes) +
+                  " bytes, the index recorded " + std::to_string(bytes);
       else if (actual_crc != static_cast<uint32_t>(crc))
-        problems.push_back("shard '" + path + "' is corrupted: CRC-32 differs from the one recorded in the index");
+        problem = "shard '" + path + "' is corrupted: CRC-32 differs from the one recorded in the index";
+      if (!problem.empty()) throw InputError("checkpoint '" + dir + "' is damaged: " + problem);
     }
-  H5Fclose(index);
-  if (!problems.empty()) throw InputError("checkpoint '" + dir + "' is damaged: " + problems.front());
   return state;
 }
 
 void load_checkpoint_tensors(const std::string& dir, const TensorBuffers& tensors) {
-  const std::string index_path = (fs::path(dir) / "index.h5").string();
-  hid_t index = H5Fopen(index_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  XP_REQUIRE(index >= 0, "cannot open checkpoint index '" + index_path + "'");
-  int64_t saved_pp = 0;
-  XP_REQUIRE(read_attribute(index, "pp", saved_pp), "checkpoint index '" + index_path + "' lacks 'pp'");
+  const CheckpointIndex index(dir);
   const Placement& placement = tensors.layout->placement();
-  std::vector<float> full;
   for (const TensorInfo& tensor : tensors.layout->tensors()) {
-    // The tensor sits in whichever stage of the saved run held it (the tied wte: the first).
-    std::string stage_path;
-    for (int s = 0; s < saved_pp && stage_path.empty(); ++s) {
-      const std::string group = "/stage_" + std::to_string(s), path = group + "/" + tensor.name;
-      if (H5Lexists(index, group.c_str(), H5P_DEFAULT) > 0 && H5Lexists(index, path.c_str(), H5P_DEFAULT) > 0)
-        stage_path = "stage_" + std::to_string(s) + "/" + tensor.name;
-    }
-    XP_REQUIRE(!stage_path.empty(), "checkpoint '" + dir + "' has no tensor '" + tensor.name + "'");
-    const std::pair<std::string, float*> sources[] = {{"/" + stage_path, tensors.params},
-                                                      {"/optimizer/exp_avg/" + stage_path, tensors.exp_avg},
-                                                      {"/optimizer/exp_avg_sq/" + stage_path, tensors.exp_avg_sq}};
-    for (const auto& [path, buffer] : sources) {
-      int64_t count = 1;
-      for (int64_t extent : tensor.full_shape) count *= extent;
-      full.resize(count);
-      hid_t dataset = H5Dopen2(index, path.c_str(), H5P_DEFAULT);
-      XP_REQUIRE(dataset >= 0 && H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, full.data()) >= 0,
-                 "cannot read '" + path + "' from checkpoint '" + dir + "'");
-      H5Dclose(dataset);
+    const IndexTensor* saved = index.find(tensor.name);
+    XP_REQUIRE(saved, "checkpoint '" + dir + "' has no tensor '" + tensor.name + "'");
+    const std::pair<Moment, float*> targets[] = {
+        {Moment::Param, tensors.params}, {Moment::ExpAvg, tensors.exp_avg}, {Moment::ExpAvgSq, tensors.exp_avg_sq}};
+    for (const auto& [moment, buffer] : targets) {
+      const std::vector<float> full = index.read(*saved, moment);  // the whole tensor; this rank keeps its slice
       float* out = buffer + tensor.offset;
       for (int64_t i = 0; i < tensor.size; ++i) out[i] = full[tensor.full_index(i, placement.tp_rank, placement.tp_size)];
     }
   }
-  H5Fclose(index);
 }
 
 }  // namespace xp

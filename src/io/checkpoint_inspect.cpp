@@ -7,6 +7,7 @@
 #include <set>
 
 #include "xp/core/error.hpp"
+#include "xp/io/checkpoint.hpp"
 #include "xp/model/layout.hpp"
 #include "xp/model/partition.hpp"
 
@@ -107,6 +108,10 @@ CheckpointIndex::CheckpointIndex(const std::string& dir) : dir_(dir), path_((fs:
   if (file_ < 0) throw InputError("checkpoint index '" + path_ + "' is not a readable HDF5 file");
 
   try {
+    const int64_t version = attribute("format_version");
+    if (version != checkpoint_format_version)
+      throw InputError("checkpoint '" + dir + "' has format version " + std::to_string(version) +
+                       ", this build reads version " + std::to_string(checkpoint_format_version));
     list_tensors();
   } catch (const InputError&) {
     H5Fclose(file_);
@@ -185,6 +190,28 @@ ModelConfig CheckpointIndex::model() const {
 std::string CheckpointIndex::dataset_path(const IndexTensor& tensor, Moment moment) const {
   const std::string stage_path = "/stage_" + std::to_string(tensor.stage) + "/" + tensor.name;
   return moment == Moment::Param ? stage_path : std::string("/optimizer/") + moment_name(moment) + stage_path;
+}
+
+const IndexTensor* CheckpointIndex::find(const std::string& name) const {
+  for (const IndexTensor& tensor : tensors_)
+    if (tensor.name == name) return &tensor;
+  return nullptr;
+}
+
+bool CheckpointIndex::shard_record(const std::string& name, int64_t& crc32, int64_t& bytes) const {
+  const std::string group = "/shards/" + name;
+  QuietHdf5 quiet;
+  if (H5Lexists(file_, "/shards", H5P_DEFAULT) <= 0 || H5Lexists(file_, group.c_str(), H5P_DEFAULT) <= 0) return false;
+  hid_t entry = H5Gopen2(file_, group.c_str(), H5P_DEFAULT);
+  if (entry < 0) return false;
+  bool ok = true;
+  for (auto [attribute_name, value] : {std::pair<const char*, int64_t*>{"crc32", &crc32}, {"bytes", &bytes}}) {
+    hid_t attribute = H5Aexists(entry, attribute_name) > 0 ? H5Aopen(entry, attribute_name, H5P_DEFAULT) : -1;
+    ok = ok && attribute >= 0 && H5Aread(attribute, H5T_NATIVE_INT64, value) >= 0;
+    if (attribute >= 0) H5Aclose(attribute);
+  }
+  H5Gclose(entry);
+  return ok;
 }
 
 std::vector<float> CheckpointIndex::read(const IndexTensor& tensor, Moment moment) const {

@@ -80,6 +80,9 @@ ShardSource::~ShardSource() {
 }
 
 void ShardSource::align(int64_t sequences) {
+  XP_REQUIRE(cursor.shard >= 0 && cursor.shard < static_cast<int64_t>(shards_.size()),
+             "data cursor at shard " + std::to_string(cursor.shard) + " but train_data has " +
+                 std::to_string(shards_.size()) + " shard(s): was the checkpoint written with other data?");
   if (cursor.position + sequences * seq_len_ + 1 <= shards_[cursor.shard].tokens) return;
   cursor.position = 0;
   if (++cursor.shard == static_cast<int64_t>(shards_.size())) {

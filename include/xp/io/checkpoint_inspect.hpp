@@ -1,7 +1,8 @@
 #pragma once
-// Read-only views of checkpoints (io/checkpoint.hpp) for xp_ckpt and tests: every checkpoint directory
-// of a run, partial ones included; a checkpoint's index with its attributes and full tensors by name;
-// and the export of the weights as a Hugging Face GPT-2 safetensors file. Errors throw InputError.
+// Read-only access to checkpoints (io/checkpoint.hpp) for the loader, xp_ckpt and tests: every
+// checkpoint directory of a run, partial ones included; a checkpoint's index with its attributes and
+// full tensors by name; and the export of the weights as a Hugging Face GPT-2 safetensors file.
+// Errors throw InputError.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -38,7 +39,8 @@ const char* moment_name(Moment moment);  // "param", "exp_avg", "exp_avg_sq"
 // index.h5 of a checkpoint directory, opened read-only.
 class CheckpointIndex {
  public:
-  explicit CheckpointIndex(const std::string& dir);  // throws when index.h5 is missing or not HDF5
+  // Throws when index.h5 is missing, not HDF5, of another format version, or lacks a tensor.
+  explicit CheckpointIndex(const std::string& dir);
   ~CheckpointIndex();
   CheckpointIndex(const CheckpointIndex&) = delete;
   CheckpointIndex& operator=(const CheckpointIndex&) = delete;
@@ -53,6 +55,9 @@ class CheckpointIndex {
   const std::vector<IndexTensor>& tensors() const { return tensors_; }
   // The whole tensor, row-major, read through the index's virtual dataset.
   std::vector<float> read(const IndexTensor& tensor, Moment moment = Moment::Param) const;
+  const IndexTensor* find(const std::string& name) const;  // null when absent
+  // The size and CRC-32 the index recorded for shard file `name`; false when it has no record.
+  bool shard_record(const std::string& name, int64_t& crc32, int64_t& bytes) const;
 
  private:
   void list_tensors();
