@@ -12,6 +12,11 @@
 //
 // Loading reads full tensors through the index and keeps this rank's slice, so a checkpoint written
 // with one (dp, tp, pp, zero_stage) loads into any other.
+//
+// State besides tensors: the LR schedule is a function of the step and the recorded configuration;
+// random numbers are counter-based (seed, stream, index), so the seed is the whole RNG state; the data
+// cursor is global — replica r of any dp reads rows (r·grad_accum_steps + m)·batch_size of the global
+// batch at the cursor — so one cursor serves every replica and every later layout.
 #include <cstdint>
 #include <string>
 
