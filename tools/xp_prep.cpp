@@ -1,6 +1,7 @@
 // xp_prep: UTF-8 text → llm.c token shards with a byte-level tokenizer (token = byte, vocab_size 256).
 //   xp_prep INPUT.txt OUT_PREFIX [val_fraction=0.1] [shard_tokens=100000000]
-// writes OUT_PREFIX_val_000000.bin (the last val_fraction of the text) and OUT_PREFIX_train_NNNNNN.bin.
+// writes OUT_PREFIX_train_NNNNNN.bin and, when val_fraction > 0, OUT_PREFIX_val_NNNNNN.bin (the last
+// val_fraction of the text).
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>

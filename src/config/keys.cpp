@@ -117,7 +117,7 @@ DeckKey string_key(const char* name, const char* section, const char* help, Fiel
 // Bytes per rank: "80GB", "80GiB", "512MB", a plain number of bytes, or "auto" (0: detect).
 DeckKey memory_key() {
   DeckKey key{"device_memory", "parallel", "size (80GB, 512MiB) | auto",
-              "memory per rank for the fit check; auto = detect (host RAM share or GPU memory)", nullptr, nullptr};
+              "memory per rank for the fit check; auto = this host's free RAM / its ranks", nullptr, nullptr};
   key.set = [type = key.type](Config& config, const DeckValue& value) {
     if (value.kind == DeckValue::Kind::Integer && value.integer > 0) {
       config.parallel.device_memory = static_cast<double>(value.integer);
@@ -233,7 +233,7 @@ std::vector<DeckKey> make_keys() {
                                   [](Config& c) -> int& { return c.run.keep_last; }, 0));
   keys.push_back(string_key("resume", "run", "none, latest (newest in <run_dir>/ckpt, if any), or a checkpoint directory",
                             [](Config& c) -> std::string& { return c.run.resume; }));
-  keys.push_back(float_key("peak_tflops", "run", "per-rank peak TFLOP/s for MFU; auto = device table",
+  keys.push_back(float_key("peak_tflops", "run", "per-rank peak TFLOP/s for MFU; auto = cores x clock x vector FLOP/cycle",
                            [](Config& c) -> double& { return c.run.peak_tflops; }, 1e-6, 1e6, "auto"));
   return keys;
 }

@@ -31,6 +31,9 @@ void agree_on_setup(MPI_Comm comm, const std::function<void()>& setup) {
   } catch (const InputError& error) {
     message = error.what();
     failed_rank = rank;
+  } catch (const std::exception& error) {  // e.g. a filesystem error: still one message, no hang
+    message = error.what();
+    failed_rank = rank;
   }
   int first_failed = size;
   XP_MPI_CHECK(MPI_Allreduce(&failed_rank, &first_failed, 1, MPI_INT, MPI_MIN, comm));

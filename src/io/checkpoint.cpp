@@ -58,16 +58,6 @@ void sync_path(const std::string& path) {
   ::close(fd);
 }
 
-Placement stage_placement(const StageRange& stage, int tp_size, int tp_rank) {
-  Placement placement;
-  placement.tp_size = tp_size;
-  placement.tp_rank = tp_rank;
-  placement.first_layer = stage.first_layer;
-  placement.last_layer = stage.last_layer;
-  placement.has_embedding = stage.has_embedding;
-  placement.has_head = stage.has_head;
-  return placement;
-}
 
 void write_attribute(hid_t object, const std::string& name, int64_t value) {
   hid_t space = XP_HDF5_CHECK(H5Screate(H5S_SCALAR));
@@ -180,7 +170,7 @@ void write_index(const std::string& path, const ModelConfig& model, const Checkp
 
   const std::vector<StageRange> stages = partition_layers(model, layout.pp);
   for (int s = 0; s < layout.pp; ++s) {
-    const ParameterLayout table(model, stage_placement(stages[s], layout.tp, 0));
+    const ParameterLayout table(model, placement_of(stages[s], layout.tp, 0));
     for (const TensorInfo& tensor : table.tensors()) {
       const std::string stage_path = "stage_" + std::to_string(s) + "/" + tensor.name;
       write_virtual_tensor(index, "/" + stage_path, tensor, s, layout.tp, "/param/" + tensor.name);
@@ -274,6 +264,7 @@ std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid
         file.write("/exp_avg/" + tensor.name, tensors.exp_avg + tensor.offset, tensor.shape);
         file.write("/exp_avg_sq/" + tensor.name, tensors.exp_avg_sq + tensor.offset, tensor.shape);
       }
+      file.close();
     }
     sync_path(path);
     uint32_t crc = 0;

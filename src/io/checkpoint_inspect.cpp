@@ -125,12 +125,7 @@ void CheckpointIndex::list_tensors() {
   const std::vector<StageRange> stages = partition_layers(shape, static_cast<int>(attribute("pp")));
   std::set<std::string> seen;
   for (size_t s = 0; s < stages.size(); ++s) {
-    Placement placement;
-    placement.first_layer = stages[s].first_layer;
-    placement.last_layer = stages[s].last_layer;
-    placement.has_embedding = stages[s].has_embedding;
-    placement.has_head = stages[s].has_head;
-    const ParameterLayout layout(shape, placement);
+    const ParameterLayout layout(shape, placement_of(stages[s], 1, 0));
     for (const TensorInfo& info : layout.tensors()) {
       if (!seen.insert(info.name).second) continue;
       IndexTensor tensor{info.name, static_cast<int>(s), {}, {}, 1};

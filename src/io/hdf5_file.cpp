@@ -15,6 +15,12 @@ Hdf5File::~Hdf5File() {
   if (file_ >= 0) H5Fclose(file_);
 }
 
+void Hdf5File::close() {
+  const herr_t status = H5Fclose(file_);
+  file_ = -1;
+  XP_REQUIRE(status >= 0, "cannot finish writing HDF5 file '" + path_ + "' (disk full?)");
+}
+
 void Hdf5File::write_raw(const std::string& name, hid_t type, const void* data, const std::vector<int64_t>& shape) {
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   hid_t links = XP_HDF5_CHECK(H5Pcreate(H5P_LINK_CREATE));
@@ -53,29 +59,6 @@ void Hdf5File::write_attribute(const std::string& name, int64_t value) {
   XP_HDF5_CHECK(H5Awrite(attribute, H5T_NATIVE_INT64, &value));
   H5Aclose(attribute);
   H5Sclose(space);
-}
-
-std::vector<int64_t> Hdf5File::shape(const std::string& name) {
-  hid_t dataset = H5Dopen2(file_, name.c_str(), H5P_DEFAULT);
-  XP_REQUIRE(dataset >= 0, "no dataset '" + name + "' in '" + path_ + "'");
-  hid_t space = XP_HDF5_CHECK(H5Dget_space(dataset));
-  const int rank = XP_HDF5_CHECK(H5Sget_simple_extent_ndims(space));
-  std::vector<hsize_t> dims(rank);
-  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-  H5Sclose(space);
-  H5Dclose(dataset);
-  return std::vector<int64_t>(dims.begin(), dims.end());
-}
-
-std::vector<float> Hdf5File::read_floats(const std::string& name) {
-  int64_t count = 1;
-  for (int64_t extent : shape(name)) count *= extent;
-  std::vector<float> values(count);
-  hid_t dataset = H5Dopen2(file_, name.c_str(), H5P_DEFAULT);
-  XP_REQUIRE(H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0,
-             "cannot read dataset '" + name + "' in '" + path_ + "'");
-  H5Dclose(dataset);
-  return values;
 }
 
 }  // namespace xp

@@ -4,10 +4,6 @@
 
 namespace xp {
 
-void residual_fwd(float* out, const float* a, const float* b, int64_t n) {
-  Kokkos::parallel_for("xp::residual_fwd", Range(0, n), KOKKOS_LAMBDA(int64_t i) { out[i] = a[i] + b[i]; });
-}
-
 void bias_residual_fwd(float* out, const float* residual, const float* x, const float* bias, int N, int C) {
   Kokkos::parallel_for("xp::bias_residual_fwd", Range(0, int64_t{N} * C),
                        KOKKOS_LAMBDA(int64_t i) { out[i] = residual[i] + (x[i] + bias[i % C]); });

@@ -65,4 +65,15 @@ std::vector<StageRange> partition_layers(const ModelConfig& model, int stages) {
   return ranges;
 }
 
+Placement placement_of(const StageRange& stage, int tp_size, int tp_rank) {
+  Placement placement;
+  placement.tp_size = tp_size;
+  placement.tp_rank = tp_rank;
+  placement.first_layer = stage.first_layer;
+  placement.last_layer = stage.last_layer;
+  placement.has_embedding = stage.has_embedding;
+  placement.has_head = stage.has_head;
+  return placement;
+}
+
 }  // namespace xp

@@ -8,8 +8,10 @@
 namespace xp {
 namespace {
 
-// MPI counts are int: large transfers go in chunks.
+// MPI counts are int: large transfers go in chunks. Chunks of collectives whose layout must be
+// regrouped are staged through a buffer of size() · staging_chunk floats.
 constexpr std::size_t max_chunk = std::size_t{1} << 30;
+constexpr std::size_t staging_chunk = std::size_t{1} << 24;
 
 class MpiCommunicator : public Communicator {
  public:
@@ -26,11 +28,15 @@ class MpiCommunicator : public Communicator {
 
   void reduce_scatter_sum(const float* send, float* recv, std::size_t recv_count) override {
     if (size_ == 1) {
-      std::copy(send, send + recv_count, recv);
+      if (send != recv) std::copy(send, send + recv_count, recv);
       return;
     }
-    for (std::size_t offset = 0; offset < recv_count; offset += max_chunk) {
-      const std::size_t n = std::min(max_chunk, recv_count - offset);
+    if (recv_count <= max_chunk) {  // the layout is MPI's own: no staging copy
+      XP_MPI_CHECK(MPI_Reduce_scatter_block(send, recv, static_cast<int>(recv_count), MPI_FLOAT, MPI_SUM, comm_));
+      return;
+    }
+    for (std::size_t offset = 0; offset < recv_count; offset += staging_chunk) {
+      const std::size_t n = std::min(staging_chunk, recv_count - offset);
       // Gather this chunk of every rank's slice into one contiguous block per rank.
       std::vector<float> block(n * size_);
       for (int r = 0; r < size_; ++r)
@@ -42,11 +48,17 @@ class MpiCommunicator : public Communicator {
 
   void all_gather(const float* send, float* recv, std::size_t send_count) override {
     if (size_ == 1) {
-      std::copy(send, send + send_count, recv);
+      if (send != recv) std::copy(send, send + send_count, recv);
       return;
     }
-    for (std::size_t offset = 0; offset < send_count; offset += max_chunk) {
-      const std::size_t n = std::min(max_chunk, send_count - offset);
+    if (send_count <= max_chunk) {  // MPI's own layout; a send slice inside recv is MPI_IN_PLACE
+      const void* source = send == recv + rank_ * send_count ? MPI_IN_PLACE : send;
+      XP_MPI_CHECK(MPI_Allgather(source, static_cast<int>(send_count), MPI_FLOAT, recv, static_cast<int>(send_count),
+                                 MPI_FLOAT, comm_));
+      return;
+    }
+    for (std::size_t offset = 0; offset < send_count; offset += staging_chunk) {
+      const std::size_t n = std::min(staging_chunk, send_count - offset);
       std::vector<float> block(n * size_);
       XP_MPI_CHECK(MPI_Allgather(send + offset, static_cast<int>(n), MPI_FLOAT, block.data(), static_cast<int>(n),
                                  MPI_FLOAT, comm_));

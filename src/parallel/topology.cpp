@@ -65,15 +65,8 @@ Layout nearest_runnable(const Layout& wanted, const ModelConfig& model, int worl
 // Parameters per rank of each stage, from the parameter table of that stage's tp rank 0.
 std::vector<double> stage_parameters(const ModelConfig& model, const std::vector<StageRange>& ranges, int tp) {
   std::vector<double> counts;
-  for (const StageRange& range : ranges) {
-    Placement placement;
-    placement.tp_size = tp;
-    placement.first_layer = range.first_layer;
-    placement.last_layer = range.last_layer;
-    placement.has_embedding = range.has_embedding;
-    placement.has_head = range.has_head;
-    counts.push_back(static_cast<double>(ParameterLayout(model, placement).total()));
-  }
+  for (const StageRange& range : ranges)
+    counts.push_back(static_cast<double>(ParameterLayout(model, placement_of(range, tp, 0)).total()));
   return counts;
 }
 

@@ -64,8 +64,8 @@ void MetricsLog::record(const StepRecord& r) {
   const double tokens_per_s = tokens_per_step_ / seconds;
   const double flops = flops_per_token_ * tokens_per_step_ / seconds;  // whole job
   const double mfu = flops / (peak_flops_per_rank_ * ranks);
-  // The first step pays one-off costs (page faults, BLAS start-up); the ETA leaves it out.
-  if (r.step > 1) {
+  // The first step of a process pays one-off costs (page faults, BLAS start-up); the ETA leaves it out.
+  if (++recorded_ > 1) {
     total_ms_ += r.ms;
     ++timed_steps_;
   }

@@ -85,14 +85,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
                        (error ? ": " + error.message() : std::string()));
   });
 
-  const StageRange& stage = stages[grid_->pp_rank()];
-  Placement placement;
-  placement.tp_size = layout.tp;
-  placement.tp_rank = grid_->tp_rank();
-  placement.first_layer = stage.first_layer;
-  placement.last_layer = stage.last_layer;
-  placement.has_embedding = stage.has_embedding;
-  placement.has_head = stage.has_head;
+  const Placement placement = placement_of(stages[grid_->pp_rank()], layout.tp, grid_->tp_rank());
   const int64_t parameters = ParameterLayout(config.model, placement).total();
   const bool zero = config.parallel.zero_stage == 1;
   shard_ = zero ? (parameters + layout.dp - 1) / layout.dp : parameters;
@@ -246,14 +239,16 @@ double Trainer::grad_norm_squared_part() {
   const bool zero = config_.parallel.zero_stage == 1;
   if (!zero && grid_->dp_rank() != 0) return 0.0;
   const int64_t begin = optimizer_->begin(), end = optimizer_->end();
-  const float* grads = zero ? shard_grads_.data() - begin : model_->grads.data();
+  // Gradients of [begin, end): the dp-summed slice (ZeRO-1) or the whole buffer.
+  const float* grads = zero ? shard_grads_.data() : model_->grads.data();
+  const int64_t base = zero ? begin : 0;
   const ParameterLayout& layout = model_->layout();
   double sum = 0.0;
   for (const TensorInfo& tensor : layout.tensors()) {
     if (tensor.split == Split::Replicated && grid_->tp_rank() != 0) continue;
     if (tensor.name == "wte.weight" && !layout.placement().has_embedding) continue;
     const int64_t first = std::max(begin, tensor.offset), last = std::min(end, tensor.offset + tensor.size);
-    if (first < last) sum += sum_squares(grads + first, last - first);
+    if (first < last) sum += sum_squares(grads + (first - base), last - first);
   }
   return sum;
 }

@@ -130,9 +130,13 @@ TEST(Checkpoint, ResumeInAnotherLayoutContinuesTheSameRun) {
     for (int step = 0; step < saved_at; ++step) first.step();
     single = first.save();
   }
-  MPI_Barrier(MPI_COMM_WORLD);
+  // Every rank needs the directory rank 0's save() returned.
+  int length = static_cast<int>(single.size());
+  MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  single.resize(length);
+  MPI_Bcast(single.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
   xp::Config world = config_for(world_layout(), test_dir("reshard_world_resumed"), data);
-  world.run.resume = test_dir("reshard_single") + "/ckpt/step_0000" + std::to_string(saved_at);
+  world.run.resume = single;
   xp::Trainer resumed_world(world, MPI_COMM_WORLD);
   const std::vector<double> world_losses = resumed_world.run();
   for (size_t i = 0; i < world_losses.size(); ++i)

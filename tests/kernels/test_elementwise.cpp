@@ -1,4 +1,4 @@
-// residual_fwd and sum_squares against float64 sums.
+// bias_residual_fwd and sum_squares against float64 sums.
 #include "xp/kernels/elementwise.hpp"
 
 #include <gtest/gtest.h>
@@ -8,27 +8,30 @@
 namespace xp::test {
 namespace {
 
-constexpr int64_t n = 40;
+constexpr int N = 5, C = 8;
 
-Doubles residual_reference(const Floats& a, const Floats& b) {
-  Doubles out(a.size());
-  for (size_t i = 0; i < a.size(); ++i) out[i] = double(a[i]) + double(b[i]);
+// out = residual + x + bias (broadcast over rows), in float64.
+Doubles bias_residual_reference(const Floats& residual, const Floats& x, const Floats& bias) {
+  Doubles out(residual.size());
+  for (size_t i = 0; i < residual.size(); ++i) out[i] = double(residual[i]) + double(x[i]) + double(bias[i % C]);
   return out;
 }
 
-TEST(Elementwise, ResidualForwardMatchesReference) {
-  const Floats a = random_floats(n, 71), b = random_floats(n, 72);
-  FloatBuffer a_device = to_device(a), b_device = to_device(b), out = to_device(Floats(n, garbage));
-  residual_fwd(out.data(), a_device.data(), b_device.data(), n);
-  expect_close(to_host(out), residual_reference(a, b), forward_tolerance, "out");
+TEST(Elementwise, BiasResidualForwardMatchesReference) {
+  const Floats residual = random_floats(N * C, 71), x = random_floats(N * C, 72), bias = random_floats(C, 74);
+  FloatBuffer residual_device = to_device(residual), x_device = to_device(x), bias_device = to_device(bias);
+  FloatBuffer out = to_device(Floats(N * C, garbage));
+  bias_residual_fwd(out.data(), residual_device.data(), x_device.data(), bias_device.data(), N, C);
+  expect_close(to_host(out), bias_residual_reference(residual, x, bias), forward_tolerance, "out");
 }
 
-// The trainer adds a block's output onto the residual stream in place.
-TEST(Elementwise, ResidualForwardInPlaceMatchesReference) {
-  const Floats a = random_floats(n, 71), b = random_floats(n, 72);
-  FloatBuffer a_device = to_device(a), b_device = to_device(b);
-  residual_fwd(a_device.data(), a_device.data(), b_device.data(), n);
-  expect_close(to_host(a_device), residual_reference(a, b), forward_tolerance, "out_in_place");
+// The trainer writes a row-parallel layer's output into the residual stream's next buffer; in place
+// (out aliasing residual) must work too.
+TEST(Elementwise, BiasResidualForwardInPlaceMatchesReference) {
+  const Floats residual = random_floats(N * C, 71), x = random_floats(N * C, 72), bias = random_floats(C, 74);
+  FloatBuffer residual_device = to_device(residual), x_device = to_device(x), bias_device = to_device(bias);
+  bias_residual_fwd(residual_device.data(), residual_device.data(), x_device.data(), bias_device.data(), N, C);
+  expect_close(to_host(residual_device), bias_residual_reference(residual, x, bias), forward_tolerance, "in_place");
 }
 
 // 2^18 + 3 terms: one float running sum is ~4e-5 off; float blocks of 256 totalled in double, ~2e-9.

@@ -56,6 +56,7 @@ void expect_matches_reference(const Case& layout, int zero_stage) {
 
 TEST(Layouts, EveryLayoutMatchesOneProcess) {
   const int ranks = world_size();
+  if (ranks == 1) GTEST_SKIP() << "with one rank the layout is the reference itself";
   int tested = 0;
   for (const Case& layout : layouts) {
     if (layout.dp * layout.tp * layout.pp != ranks) continue;

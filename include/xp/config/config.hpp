@@ -14,7 +14,6 @@ struct ModelConfig {
   int seq_len = 64;              // context length T (rows of the position embedding)
   int vocab_size = 256;          // real vocabulary V; logits are padded to padded_vocab()
 
-  int head_size() const { return n_embd / n_head; }
   // GPT-2's 50257 becomes 50304: matmuls over the vocabulary get friendly sizes.
   int padded_vocab() const { return (vocab_size + 127) / 128 * 128; }
 };
@@ -50,13 +49,13 @@ struct ParallelConfig {
   int threads = 0;               // host threads per rank for BLAS; 0 = cores / ranks on this host
   int zero_stage = 0;            // 1: AdamW moments sharded over dp (reduce-scatter + all-gather)
   int world_size = 0;            // what-if rank count for --dry-run; 0 = the ranks of this job
-  double device_memory = 0.0;    // bytes available to each rank; 0 = detect (CPU RAM or GPU memory)
+  double device_memory = 0.0;    // bytes available to each rank; 0 = this host's free RAM / its ranks
 };
 
 struct RunConfig {
   std::string run_dir = "runs/default";
   int64_t log_every = 1;         // console line every this many steps (metrics.jsonl gets every step)
-  double peak_tflops = 0.0;      // per-rank peak for MFU; 0 = from the device table
+  double peak_tflops = 0.0;      // per-rank peak for MFU; 0 = host cores × clock × vector FLOP/cycle
   int64_t checkpoint_every = 0;  // steps between checkpoints; 0 = only at the end and on SIGTERM/SIGUSR1
   int keep_last = 3;             // complete checkpoints kept; 0 = all
   std::string resume = "none";   // none, latest, or a checkpoint directory

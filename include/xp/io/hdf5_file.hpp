@@ -1,6 +1,6 @@
 #pragma once
-// A small RAII layer over the serial HDF5 C API: create or open a file, write and read whole float,
-// double and int32 datasets by path ("/params/wte.weight"), and scalar attributes on the root.
+// A small RAII layer over the serial HDF5 C API: create or open a file, write whole float, double and
+// int32 datasets by path ("/params/wte.weight"), and scalar attributes on the root.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,8 +24,9 @@ class Hdf5File {
   void write_attribute(const std::string& name, double value);
   void write_attribute(const std::string& name, int64_t value);
 
-  std::vector<int64_t> shape(const std::string& name);
-  std::vector<float> read_floats(const std::string& name);
+  // Closes the file now, reporting failure (a full disk often shows only here); the destructor does
+  // the same silently for a file that was not closed.
+  void close();
 
  private:
   void write_raw(const std::string& name, hid_t type, const void* data, const std::vector<int64_t>& shape);

@@ -3,9 +3,6 @@
 
 namespace xp {
 
-// out (n) = a (n) + b (n); out may alias a.
-void residual_fwd(float* out, const float* a, const float* b, int64_t n);
-
 // out (N,C) = residual (N,C) + x (N,C) + bias (C): a row-parallel layer's output joins the residual
 // stream after the tensor-parallel sum. out may alias residual.
 void bias_residual_fwd(float* out, const float* residual, const float* x, const float* bias, int N, int C);

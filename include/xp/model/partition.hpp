@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "xp/config/config.hpp"
+#include "xp/model/layout.hpp"
 
 namespace xp {
 
@@ -25,5 +26,8 @@ int64_t embedding_cost(const ModelConfig& model);  // Vp·C (and the same for th
 // largest stage cost exactly; among equal optima earlier stages get fewer layers. Throws InputError
 // when stages < 1 or stages > n_layer.
 std::vector<StageRange> partition_layers(const ModelConfig& model, int stages);
+
+// The share of the model that tensor-parallel rank `tp_rank` of pipeline stage `stage` holds.
+Placement placement_of(const StageRange& stage, int tp_size, int tp_rank);
 
 }  // namespace xp

@@ -47,6 +47,7 @@ class MetricsLog {
   std::FILE* jsonl_ = nullptr;
   double total_ms_ = 0.0;
   int64_t timed_steps_ = 0;
+  int64_t recorded_ = 0;  // steps recorded by this process (a resumed run starts past step 1)
 };
 
 }  // namespace xp
