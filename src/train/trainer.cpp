@@ -117,7 +117,9 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
 
 void Trainer::resume_from(const std::string& dir) {
   CheckpointState state;
-  agree_on_setup(grid_->world(), [&] { state = read_checkpoint_state(dir, config_.model); });
+  // Rank 0 reads every shard to check it; its verdict reaches every rank through agree_on_setup.
+  agree_on_setup(grid_->world(),
+                 [&] { state = read_checkpoint_state(dir, config_.model, grid_->world_rank() == 0); });
   // Full local moments first (the saved run may have sharded them differently), then this rank's slice.
   const int64_t local = model_->layout().total();
   std::vector<float> exp_avg(local), exp_avg_sq(local);

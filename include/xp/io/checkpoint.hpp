@@ -55,9 +55,10 @@ std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid
 std::string latest_checkpoint(const std::string& run_dir);
 
 // Reads a checkpoint's state and verifies it: index present, format version, the model shape equal to
-// `model`, every shard present with its recorded size and CRC-32. Throws InputError naming the file
-// and the problem.
-CheckpointState read_checkpoint_state(const std::string& dir, const ModelConfig& model);
+// `model`, and (verify_shards) every shard present with its recorded size and CRC-32 — a whole read of
+// the checkpoint, which one rank of a job does for all. Throws InputError naming the file and the
+// problem.
+CheckpointState read_checkpoint_state(const std::string& dir, const ModelConfig& model, bool verify_shards = true);
 
 // Fills this rank's tensors from a checkpoint verified by read_checkpoint_state (any layout).
 void load_checkpoint_tensors(const std::string& dir, const TensorBuffers& tensors);
