@@ -350,11 +350,8 @@ void load_checkpoint_tensors(const std::string& dir, const TensorBuffers& tensor
     XP_REQUIRE(saved, "checkpoint '" + dir + "' has no tensor '" + tensor.name + "'");
     const std::pair<Moment, float*> targets[] = {
         {Moment::Param, tensors.params}, {Moment::ExpAvg, tensors.exp_avg}, {Moment::ExpAvgSq, tensors.exp_avg_sq}};
-    for (const auto& [moment, buffer] : targets) {
-      const std::vector<float> full = index.read(*saved, moment);  // the whole tensor; this rank keeps its slice
-      float* out = buffer + tensor.offset;
-      for (int64_t i = 0; i < tensor.size; ++i) out[i] = full[tensor.full_index(i, placement.tp_rank, placement.tp_size)];
-    }
+    for (const auto& [moment, buffer] : targets)
+      index.read_slice(*saved, moment, tensor, placement.tp_rank, placement.tp_size, buffer + tensor.offset);
   }
 }
 

@@ -187,6 +187,40 @@ std::string CheckpointIndex::dataset_path(const IndexTensor& tensor, Moment mome
   return moment == Moment::Param ? stage_path : std::string("/optimizer/") + moment_name(moment) + stage_path;
 }
 
+void CheckpointIndex::read_slice(const IndexTensor& tensor, Moment moment, const TensorInfo& slice, int tp_rank,
+                                 int tp_size, float* out) const {
+  const std::string path = dataset_path(tensor, moment);
+  QuietHdf5 quiet;
+  hid_t dataset = H5Dopen2(file_, path.c_str(), H5P_DEFAULT);
+  if (dataset < 0) throw InputError("cannot open '" + path + "' in checkpoint index '" + path_ + "'");
+  hid_t file_space = H5Dget_space(dataset);
+  const int rank = static_cast<int>(tensor.shape.size());
+  std::vector<hsize_t> start(rank, 0), count(tensor.shape.begin(), tensor.shape.end());
+  bool ok = true;
+  if (tp_size > 1 && slice.split == Split::Row) {
+    count[1] = slice.shape[1];
+    start[1] = hsize_t(tp_rank) * count[1];
+    ok = H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) >= 0;
+  } else if (tp_size > 1 && slice.split != Split::Replicated) {
+    // Rows in `parts` blocks, each split over tp: this rank's rows of every block, in order.
+    const hsize_t part_rows = tensor.shape[0] / slice.parts, local_part_rows = slice.shape[0] / slice.parts;
+    for (int p = 0; p < slice.parts && ok; ++p) {
+      start[0] = p * part_rows + tp_rank * local_part_rows;
+      count[0] = local_part_rows;
+      ok = H5Sselect_hyperslab(file_space, p == 0 ? H5S_SELECT_SET : H5S_SELECT_OR, start.data(), nullptr,
+                               count.data(), nullptr) >= 0;
+    }
+  }
+  const hsize_t values = static_cast<hsize_t>(slice.size);
+  hid_t memory_space = H5Screate_simple(1, &values, nullptr);
+  ok = ok && H5Sget_select_npoints(file_space) == hssize_t(values) &&
+       H5Dread(dataset, H5T_NATIVE_FLOAT, memory_space, file_space, H5P_DEFAULT, out) >= 0;
+  H5Sclose(memory_space);
+  H5Sclose(file_space);
+  H5Dclose(dataset);
+  if (!ok) throw InputError("cannot read this rank's slice of '" + path + "' through '" + path_ + "'");
+}
+
 const IndexTensor* CheckpointIndex::find(const std::string& name) const {
   for (const IndexTensor& tensor : tensors_)
     if (tensor.name == name) return &tensor;
