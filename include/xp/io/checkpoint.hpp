@@ -10,8 +10,8 @@
 //                                    virtual dataset over the shards: /stage_0/h.0.attn.qkv.weight,
 //                                    /optimizer/exp_avg/stage_0/..., with its split recorded
 //
-// Loading reads full tensors through the index and keeps this rank's slice, so a checkpoint written
-// with one (dp, tp, pp, zero_stage) loads into any other.
+// Loading reads this rank's slice of each full tensor through the index (a hyperslab of the virtual
+// dataset), so a checkpoint written with one (dp, tp, pp, zero_stage) loads into any other.
 //
 // State besides tensors: the LR schedule is a function of the step and the recorded configuration;
 // random numbers are counter-based (seed, stream, index), so the seed is the whole RNG state; the data
