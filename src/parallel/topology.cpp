@@ -32,14 +32,6 @@ std::string factors(const Layout& layout) {
   return "tp_size " + std::to_string(layout.tp) + ", pp_stages " + std::to_string(layout.pp) + ", dp_size " +
          std::to_string(layout.dp);
 }
-Layout make_layout(int tp, int pp, int dp) {
-  Layout layout;
-  layout.tp = tp;
-  layout.pp = pp;
-  layout.dp = dp;
-  return layout;
-}
-
 // A layout the model can run on: whole heads and equal vocabulary slices per tp rank, a layer per stage.
 bool runnable(const Layout& layout, const ModelConfig& model, int world) {
   return layout.tp * layout.pp * layout.dp == world && model.n_head % layout.tp == 0 &&
@@ -48,11 +40,11 @@ bool runnable(const Layout& layout, const ModelConfig& model, int world) {
 
 // The runnable layout of `world` ranks nearest to `wanted`: keeps its tp, then its pp, where it can.
 Layout nearest_runnable(const Layout& wanted, const ModelConfig& model, int world) {
-  Layout best = make_layout(1, 1, world);
+  Layout best = Layout{world, 1, 1};
   double best_score = std::numeric_limits<double>::infinity();
   for (int tp = 1; tp <= world; ++tp)
     for (int pp = 1; tp * pp <= world; ++pp) {
-      const Layout candidate = make_layout(tp, pp, world / (tp * pp));
+      const Layout candidate = Layout{world / (tp * pp), tp, pp};
       if (!runnable(candidate, model, world)) continue;
       const double score = 100.0 * (tp != wanted.tp) + 10.0 * (pp != wanted.pp) +
                            std::fabs(std::log2(double(tp) / std::max(1, wanted.tp))) +
@@ -125,14 +117,14 @@ std::string advise(const Config& config, const Layout& layout, bool gpu, const P
   };
 
   for (int pp = layout.pp + 1; layout.tp * pp <= world; ++pp) {
-    const Layout candidate = make_layout(layout.tp, pp, world / (layout.tp * pp));
+    const Layout candidate = Layout{world / (layout.tp * pp), layout.tp, pp};
     if (!runnable(candidate, model, world)) continue;
     const double bytes = need(config, candidate);
     if (bytes <= available) return "raise pp_stages to " + std::to_string(pp) + result(candidate, bytes);
   }
   for (int tp = layout.tp + 1; tp <= std::min(world, kMaxTensorParallel); ++tp)
     for (int pp = layout.pp; pp >= 1; --pp) {
-      const Layout candidate = make_layout(tp, pp, world / (tp * pp));
+      const Layout candidate = Layout{world / (tp * pp), tp, pp};
       if (!runnable(candidate, model, world)) continue;
       const double bytes = need(config, candidate);
       if (bytes <= available)
@@ -179,7 +171,7 @@ std::string advise(const Config& config, const Layout& layout, bool gpu, const P
         return std::fabs(std::log2(double(a) / layout.tp)) < std::fabs(std::log2(double(b) / layout.tp));
       });
       for (int tp : tps) {
-        const Layout candidate = make_layout(tp, product / tp, bigger / product);
+        const Layout candidate = Layout{bigger / product, tp, product / tp};
         if (!runnable(candidate, model, bigger)) continue;
         Config wider = config;
         if (candidate.dp > 1) wider.parallel.zero_stage = 1;

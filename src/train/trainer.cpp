@@ -89,8 +89,8 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
   const int64_t parameters = ParameterLayout(config.model, placement).total();
   const bool zero = config.parallel.zero_stage == 1;
   shard_ = zero ? (parameters + layout.dp - 1) / layout.dp : parameters;
-  slots_ = max_in_flight(layout.pp, grid_->pp_rank(), config.train.grad_accum_steps);
-  model_ = std::make_unique<GPT2>(config.model, placement, grid_->tp(), config.train.batch_size, slots_,
+  const int slots = max_in_flight(layout.pp, grid_->pp_rank(), config.train.grad_accum_steps);
+  model_ = std::make_unique<GPT2>(config.model, placement, grid_->tp(), config.train.batch_size, slots,
                                   zero ? shard_ * layout.dp : parameters);
   model_->init_weights(config.train.seed, config.train.init_std);
   const int64_t begin = zero ? grid_->dp_rank() * shard_ : 0;
@@ -144,6 +144,8 @@ void Trainer::resume_from(const std::string& dir) {
 }
 
 std::pair<std::vector<float>, std::vector<float>> Trainer::full_moments() {
+  // Only data-parallel replica 0 writes; ZeRO-1's all-gather still needs every replica.
+  if (config_.parallel.zero_stage != 1 && grid_->dp_rank() != 0) return {};
   const int64_t local = model_->layout().total();
   auto gather = [&](const FloatBuffer& moment) {
     HostFloatBuffer host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), moment);
@@ -206,7 +208,7 @@ void Trainer::run_pipeline(double& loss_sum) {
     pending = nullptr;
   };
   for (const PipeStep& op : one_f_one_b(stages, stage, config_.train.grad_accum_steps)) {
-    const int slot = op.micro_batch % slots_;
+    const int slot = op.micro_batch % model_->slots();
     if (op.op == PipeOp::Forward) {
       read_micro_batch(op.micro_batch);
       if (!grid_->first_stage()) receive(model_->input(slot), stage - 1);

@@ -59,9 +59,16 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.parallel.pp_stages, b.parallel.pp_stages);
   EXPECT_EQ(a.parallel.dp_size, b.parallel.dp_size);
   EXPECT_EQ(a.parallel.threads, b.parallel.threads);
+  EXPECT_EQ(a.parallel.zero_stage, b.parallel.zero_stage);
+  EXPECT_EQ(a.parallel.world_size, b.parallel.world_size);
+  expect_same_float(a.parallel.device_memory, b.parallel.device_memory, "device_memory");
   EXPECT_EQ(a.run.run_dir, b.run.run_dir);
   EXPECT_EQ(a.run.log_every, b.run.log_every);
   expect_same_float(a.run.peak_tflops, b.run.peak_tflops, "peak_tflops");
+  EXPECT_EQ(a.run.checkpoint_every, b.run.checkpoint_every);
+  EXPECT_EQ(a.run.keep_last, b.run.keep_last);
+  EXPECT_EQ(a.run.resume, b.run.resume);
+  EXPECT_EQ(a.model.model, b.model.model);
 }
 
 Config round_trip(const Config& config) {

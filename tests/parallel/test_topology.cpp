@@ -26,21 +26,9 @@ ModelConfig shape(int n_layer, int n_head, int n_embd, int seq_len, int vocab_si
 }
 ModelConfig gpt2_124m() { return shape(12, 12, 768, 1024, 50257); }
 
-Layout layout_of(int tp, int pp, int dp) {
-  Layout layout;
-  layout.tp = tp;
-  layout.pp = pp;
-  layout.dp = dp;
-  return layout;
-}
-
-ParallelConfig degrees(int tp, int pp, int dp) {
-  ParallelConfig parallel;
-  parallel.tp_size = tp;
-  parallel.pp_stages = pp;
-  parallel.dp_size = dp;
-  return parallel;
-}
+// Both in the order the tests read best: tp, pp, dp.
+Layout layout_of(int tp, int pp, int dp) { return Layout{dp, tp, pp}; }
+ParallelConfig degrees(int tp, int pp, int dp) { return ParallelConfig{tp, pp, dp}; }
 
 std::vector<int> layer_counts(const std::vector<StageRange>& ranges) {
   std::vector<int> counts;

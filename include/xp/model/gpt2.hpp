@@ -28,6 +28,7 @@ class GPT2 {
   const ModelConfig& config() const { return model_; }
   const ParameterLayout& layout() const { return layout_; }
   int max_batch() const { return max_batch_; }
+  int slots() const { return slots_; }  // micro-batches whose activations it keeps at once
 
   // Normal(0, std) weights (residual projections scaled by 1/sqrt(2·n_layer)), zero biases, unit
   // LayerNorm gains. Each element depends only on (seed, tensor name, index in the whole tensor), so

@@ -51,7 +51,8 @@ class Trainer {
   double grad_norm_squared_part();      // this rank's share of Σ g², each parameter counted once
   void read_micro_batch(int micro);     // this replica's rows of micro-batch `micro` into sequences_
   void resume_from(const std::string& dir);  // weights, AdamW state, step and data cursor
-  // This rank's AdamW moments for all its parameters (ZeRO-1 slices gathered over dp), on the host.
+  // This rank's AdamW moments for all its parameters (ZeRO-1 slices gathered over dp), on the host;
+  // empty on the replicas that do not write a checkpoint.
   std::pair<std::vector<float>, std::vector<float>> full_moments();
 
   Config config_;
@@ -63,7 +64,6 @@ class Trainer {
   std::vector<int32_t> sequences_;  // host rows (batch_size, T+1)
   FloatBuffer shard_grads_;         // ZeRO-1: this rank's slice of the dp-summed gradients
   int64_t shard_ = 0;               // ZeRO-1 slice length (flat buffers are padded to dp · shard_)
-  int slots_ = 1;                   // micro-batches in flight on this stage
   int64_t steps_done_ = 0;
   int64_t last_checkpoint_ = -1;  // step of the newest checkpoint this run wrote or resumed from
   bool stopped_by_signal_ = false;
