@@ -2,6 +2,7 @@
 
 #include <Kokkos_Core.hpp>
 
+#include "xp/core/device.hpp"
 #include "xp/core/error.hpp"
 
 namespace xp {
@@ -12,6 +13,15 @@ Runtime::Runtime(int& argc, char**& argv) {
   XP_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   XP_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
   XP_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
+  // GPU builds: this rank's GPU by its index on the host, handed to Kokkos as one more argument
+  // (understood by Kokkos 3.4 and 4.x alike).
+  const int device = select_device(MPI_COMM_WORLD);
+  arguments_.assign(argv, argv + argc);
+  if (device >= 0) arguments_.push_back("--kokkos-device-id=" + std::to_string(device));
+  for (std::string& argument : arguments_) argument_pointers_.push_back(argument.data());
+  argument_pointers_.push_back(nullptr);
+  argc = static_cast<int>(arguments_.size());
+  argv = argument_pointers_.data();
   Kokkos::initialize(argc, argv);
 }
 

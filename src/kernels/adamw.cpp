@@ -6,20 +6,55 @@
 #include "xp/core/types.hpp"
 
 namespace xp {
+namespace {
 
-void adamw_update(float* params, float* m, float* v, const float* grads, int64_t n, const AdamWHyper& hyper) {
-  const float beta1 = hyper.beta1, beta2 = hyper.beta2, eps = hyper.eps, lr = hyper.lr;
-  const float decay = hyper.weight_decay, grad_scale = hyper.grad_scale;
-  const float m_correction = static_cast<float>(1.0 / (1.0 - std::pow(double{beta1}, double(hyper.step))));
-  const float v_correction = static_cast<float>(1.0 / (1.0 - std::pow(double{beta2}, double(hyper.step))));
-  Kokkos::parallel_for("xp::adamw_update", Range(0, n), KOKKOS_LAMBDA(int64_t i) {
+// The update of one element; `decay` is the decoupled weight decay of its tensor.
+struct AdamWElement {
+  float beta1, beta2, eps, lr, grad_scale, m_correction, v_correction;
+
+  explicit AdamWElement(const AdamWHyper& hyper)
+      : beta1(hyper.beta1), beta2(hyper.beta2), eps(hyper.eps), lr(hyper.lr), grad_scale(hyper.grad_scale),
+        m_correction(static_cast<float>(1.0 / (1.0 - std::pow(double{hyper.beta1}, double(hyper.step))))),
+        v_correction(static_cast<float>(1.0 / (1.0 - std::pow(double{hyper.beta2}, double(hyper.step))))) {}
+
+  KOKKOS_INLINE_FUNCTION void operator()(float* params, float* m, float* v, const float* grads, Real* compute,
+                                         int64_t i, float decay) const {
     const float g = grads[i] * grad_scale;
     const float m_new = beta1 * m[i] + (1.0f - beta1) * g;
     const float v_new = beta2 * v[i] + (1.0f - beta2) * g * g;
     m[i] = m_new;
     v[i] = v_new;
     const float m_hat = m_new * m_correction, v_hat = v_new * v_correction;
-    params[i] -= lr * (m_hat / (math::sqrt(v_hat) + eps) + decay * params[i]);
+    const float updated = params[i] - lr * (m_hat / (math::sqrt(v_hat) + eps) + decay * params[i]);
+    params[i] = updated;
+    if (compute) compute[i] = to_real(updated);
+  }
+};
+
+}  // namespace
+
+void adamw_update(float* params, float* m, float* v, const float* grads, int64_t n, const AdamWHyper& hyper,
+                  Real* compute) {
+  const AdamWElement update(hyper);
+  const float decay = hyper.weight_decay;
+  Kokkos::parallel_for("xp::adamw_update", Range(0, n), KOKKOS_LAMBDA(int64_t i) {
+    update(params, m, v, grads, compute, i, decay);
+  });
+}
+
+void adamw_update_segments(float* params, float* m, float* v, const float* grads, int64_t n,
+                           const int64_t* segment_ends, const int8_t* decay, int segments, const AdamWHyper& hyper,
+                           Real* compute) {
+  const AdamWElement update(hyper);
+  const float weight_decay = hyper.weight_decay;
+  Kokkos::parallel_for("xp::adamw_update_segments", Range(0, n), KOKKOS_LAMBDA(int64_t i) {
+    int lo = 0, hi = segments - 1;  // the first segment whose end lies past i
+    while (lo < hi) {
+      const int mid = (lo + hi) / 2;
+      if (segment_ends[mid] > i) hi = mid;
+      else lo = mid + 1;
+    }
+    update(params, m, v, grads, compute, i, decay[lo] ? weight_decay : 0.0f);
   });
 }
 

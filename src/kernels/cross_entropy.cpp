@@ -5,30 +5,37 @@
 
 namespace xp {
 
-void cross_entropy_row_max(float* row_max, const float* logits, int N, int valid, int Vl) {
-  Kokkos::parallel_for("xp::cross_entropy_row_max", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
-    const float* row = logits + n * Vl;
+void cross_entropy_row_max(float* row_max, const Real* logits, int N, int valid, int Vl) {
+  Kokkos::parallel_for("xp::cross_entropy_row_max", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
+    const int64_t n = team.league_rank();
+    const Real* row = logits + n * Vl;
     float max_logit = -3.0e38f;
-    for (int v = 0; v < valid; ++v) max_logit = row[v] > max_logit ? row[v] : max_logit;
-    row_max[n] = max_logit;
+    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, valid), [&](int v, float& part) {
+      const float logit = to_float(row[v]);
+      part = logit > part ? logit : part;
+    }, Kokkos::Max<float>(max_logit));
+    Kokkos::single(Kokkos::PerTeam(team), [&]() { row_max[n] = valid > 0 ? max_logit : -3.0e38f; });
   });
 }
 
-void cross_entropy_sum_exp(float* sum_exp, const float* logits, const float* row_max, int N, int valid, int Vl) {
-  Kokkos::parallel_for("xp::cross_entropy_sum_exp", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
-    const float* row = logits + n * Vl;
+void cross_entropy_sum_exp(float* sum_exp, const Real* logits, const float* row_max, int N, int valid, int Vl) {
+  Kokkos::parallel_for("xp::cross_entropy_sum_exp", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
+    const int64_t n = team.league_rank();
+    const Real* row = logits + n * Vl;
     const float max_logit = row_max[n];
     float sum = 0.0f;
-    for (int v = 0; v < valid; ++v) sum += math::exp(row[v] - max_logit);
-    sum_exp[n] = sum;
+    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, valid), [&](int v, float& part) {
+      part += math::exp(to_float(row[v]) - max_logit);
+    }, sum);
+    Kokkos::single(Kokkos::PerTeam(team), [&]() { sum_exp[n] = sum; });
   });
 }
 
-void cross_entropy_target_logit(float* target_logit, const float* logits, const int32_t* targets, int N, int Vl,
+void cross_entropy_target_logit(float* target_logit, const Real* logits, const int32_t* targets, int N, int Vl,
                                 int vocab_start) {
   Kokkos::parallel_for("xp::cross_entropy_target_logit", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
     const int local = targets[n] - vocab_start;
-    target_logit[n] = local >= 0 && local < Vl ? logits[n * Vl + local] : 0.0f;
+    target_logit[n] = local >= 0 && local < Vl ? to_float(logits[n * Vl + local]) : 0.0f;
   });
 }
 
@@ -44,7 +51,7 @@ double cross_entropy_finish(float* losses, float* lse, const float* row_max, con
   return total;
 }
 
-double cross_entropy_fwd(float* losses, float* lse, const float* logits, const int32_t* targets, int N, int V,
+double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const int32_t* targets, int N, int V,
                          int Vp) {
   FloatBuffer scratch("xp::cross_entropy_scratch", 3 * int64_t{N});
   float* row_max = scratch.data();
@@ -56,16 +63,18 @@ double cross_entropy_fwd(float* losses, float* lse, const float* logits, const i
   return cross_entropy_finish(losses, lse, row_max, sum_exp, target_logit, N);
 }
 
-void cross_entropy_bwd(float* dlogits, const float* logits, const float* lse, const int32_t* targets, float dloss,
+void cross_entropy_bwd(Real* dlogits, const Real* logits, const float* lse, const int32_t* targets, float dloss,
                        int N, int valid, int Vl, int vocab_start) {
-  Kokkos::parallel_for("xp::cross_entropy_bwd", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
-    const float* row = logits + n * Vl;
-    float* drow = dlogits + n * Vl;
+  Kokkos::parallel_for("xp::cross_entropy_bwd", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
+    const int64_t n = team.league_rank();
+    const Real* row = logits + n * Vl;
+    Real* drow = dlogits + n * Vl;
     const float log_sum = lse[n];
-    for (int v = 0; v < valid; ++v) drow[v] = dloss * math::exp(row[v] - log_sum);
-    for (int v = valid; v < Vl; ++v) drow[v] = 0.0f;
-    const int local = targets[n] - vocab_start;
-    if (local >= 0 && local < valid) drow[local] -= dloss;
+    const int target = targets[n] - vocab_start;
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, Vl), [&](int v) {
+      const float softmax = v < valid ? math::exp(to_float(row[v]) - log_sum) : 0.0f;
+      drow[v] = to_real(dloss * (softmax - (v == target ? 1.0f : 0.0f)));
+    });
   });
 }
 

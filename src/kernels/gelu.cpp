@@ -9,21 +9,21 @@ constexpr float gelu_scale = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float gelu_cube = 0.044715f;
 }  // namespace
 
-void gelu_fwd(float* out, const float* inp, int64_t n) {
+void gelu_fwd(Real* out, const Real* inp, int64_t n) {
   Kokkos::parallel_for("xp::gelu_fwd", Range(0, n), KOKKOS_LAMBDA(int64_t i) {
-    const float x = inp[i];
-    out[i] = 0.5f * x * (1.0f + math::tanh(gelu_scale * (x + gelu_cube * x * x * x)));
+    const float x = to_float(inp[i]);
+    out[i] = to_real(0.5f * x * (1.0f + math::tanh(gelu_scale * (x + gelu_cube * x * x * x))));
   });
 }
 
-void gelu_bwd(float* dinp, const float* inp, const float* dout, int64_t n) {
+void gelu_bwd(Real* dinp, const Real* inp, const Real* dout, int64_t n) {
   Kokkos::parallel_for("xp::gelu_bwd", Range(0, n), KOKKOS_LAMBDA(int64_t i) {
-    const float x = inp[i];
+    const float x = to_float(inp[i]);
     const float u = gelu_scale * (x + gelu_cube * x * x * x);
     const float t = math::tanh(u);
     const float sech2 = 1.0f - t * t;
     const float du_dx = gelu_scale * (1.0f + 3.0f * gelu_cube * x * x);
-    dinp[i] = (0.5f * (1.0f + t) + 0.5f * x * sech2 * du_dx) * dout[i];
+    dinp[i] = to_real((0.5f * (1.0f + t) + 0.5f * x * sech2 * du_dx) * to_float(dout[i]));
   });
 }
 

@@ -2,16 +2,7 @@
 
 #include <cblas.h>
 
-#include <type_traits>
-
-#include <Kokkos_Core.hpp>
-
 namespace xp {
-
-// Buffers live in the default memory space; only the host one has a BLAS here. The GPU path
-// (cuBLASLt, NCCL, device collectives) is the GPU issue's work.
-static_assert(std::is_same<Kokkos::DefaultExecutionSpace::memory_space, Kokkos::HostSpace>::value,
-              "xp_train's GPU path is not implemented yet: build with a host Kokkos backend");
 
 void gemm(Trans trans_a, Trans trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc) {

@@ -5,54 +5,68 @@
 
 namespace xp {
 
-void layernorm_fwd(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                   const float* bias, int N, int C) {
-  Kokkos::parallel_for("xp::layernorm_fwd", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
-    const float* x = inp + n * C;
+void layernorm_fwd(Real* out, float* mean, float* rstd, const Real* inp, const Real* weight, const Real* bias, int N,
+                   int C) {
+  Kokkos::parallel_for("xp::layernorm_fwd", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
+    const int64_t n = team.league_rank();
+    const Real* x = inp + n * C;
     float sum = 0.0f;
-    for (int c = 0; c < C; ++c) sum += x[c];
+    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, C), [&](int c, float& part) { part += to_float(x[c]); },
+                            sum);
     const float m = sum / C;
     float variance = 0.0f;
-    for (int c = 0; c < C; ++c) variance += (x[c] - m) * (x[c] - m);
+    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, C), [&](int c, float& part) {
+      const float centred = to_float(x[c]) - m;
+      part += centred * centred;
+    }, variance);
     const float s = 1.0f / math::sqrt(variance / C + layernorm_eps);
-    float* y = out + n * C;
-    for (int c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
-    mean[n] = m;
-    rstd[n] = s;
+    Real* y = out + n * C;
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, C), [&](int c) {
+      y[c] = to_real((to_float(x[c]) - m) * s * to_float(weight[c]) + to_float(bias[c]));
+    });
+    Kokkos::single(Kokkos::PerTeam(team), [&]() {
+      mean[n] = m;
+      rstd[n] = s;
+    });
   });
 }
 
-void layernorm_bwd(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                   const float* weight, const float* mean, const float* rstd, int N, int C) {
-  Kokkos::parallel_for("xp::layernorm_bwd_input", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
-    const float* dy = dout + n * C;
-    const float* x = inp + n * C;
+void layernorm_bwd(Real* dinp, float* dweight, float* dbias, const Real* dout, const Real* inp, const Real* weight,
+                   const float* mean, const float* rstd, int N, int C) {
+  Kokkos::parallel_for("xp::layernorm_bwd_input", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
+    const int64_t n = team.league_rank();
+    const Real* dy = dout + n * C;
+    const Real* x = inp + n * C;
     const float m = mean[n], s = rstd[n];
     // dx = s * (dnorm - mean(dnorm) - xhat * mean(dnorm * xhat)), dnorm = dy * weight
-    float dnorm_mean = 0.0f, dnorm_xhat_mean = 0.0f;
-    for (int c = 0; c < C; ++c) {
-      const float dnorm = dy[c] * weight[c];
-      dnorm_mean += dnorm;
-      dnorm_xhat_mean += dnorm * (x[c] - m) * s;
-    }
-    dnorm_mean /= C;
-    dnorm_xhat_mean /= C;
-    float* dx = dinp + n * C;
-    for (int c = 0; c < C; ++c) {
-      const float xhat = (x[c] - m) * s;
-      dx[c] += s * (dy[c] * weight[c] - dnorm_mean - xhat * dnorm_xhat_mean);
-    }
+    float dnorm_sum = 0.0f, dnorm_xhat_sum = 0.0f;
+    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, C), [&](int c, float& part) {
+      part += to_float(dy[c]) * to_float(weight[c]);
+    }, dnorm_sum);
+    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, C), [&](int c, float& part) {
+      part += to_float(dy[c]) * to_float(weight[c]) * (to_float(x[c]) - m) * s;
+    }, dnorm_xhat_sum);
+    const float dnorm_mean = dnorm_sum / C, dnorm_xhat_mean = dnorm_xhat_sum / C;
+    Real* dx = dinp + n * C;
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, C), [&](int c) {
+      const float xhat = (to_float(x[c]) - m) * s;
+      dx[c] = to_real(to_float(dx[c]) +
+                      s * (to_float(dy[c]) * to_float(weight[c]) - dnorm_mean - xhat * dnorm_xhat_mean));
+    });
   });
-  // Parameter gradients: one channel per thread, rows in order (deterministic, no atomics).
-  Kokkos::parallel_for("xp::layernorm_bwd_params", Range(0, C), KOKKOS_LAMBDA(int64_t c) {
+  // Parameter gradients: chunks of rows per channel, added in chunk order on the host.
+  const int64_t chunks = (N + column_sum_chunk - 1) / column_sum_chunk;
+  Kokkos::parallel_for("xp::layernorm_bwd_params", Range(0, chunks * C), KOKKOS_LAMBDA(int64_t i) {
+    const int64_t c = i % C, first = (i / C) * column_sum_chunk;
+    const int64_t last = first + column_sum_chunk < N ? first + column_sum_chunk : N;
     float dw = 0.0f, db = 0.0f;
-    for (int64_t n = 0; n < N; ++n) {
-      const float dy = dout[n * C + c];
-      dw += dy * (inp[n * C + c] - mean[n]) * rstd[n];
+    for (int64_t n = first; n < last; ++n) {
+      const float dy = to_float(dout[n * C + c]);
+      dw += dy * (to_float(inp[n * C + c]) - mean[n]) * rstd[n];
       db += dy;
     }
-    dweight[c] += dw;
-    dbias[c] += db;
+    Kokkos::atomic_add(&dweight[c], dw);
+    Kokkos::atomic_add(&dbias[c], db);
   });
 }
 

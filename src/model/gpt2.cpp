@@ -9,7 +9,6 @@
 #include "xp/kernels/cross_entropy.hpp"
 #include "xp/kernels/elementwise.hpp"
 #include "xp/kernels/embedding.hpp"
-#include "xp/kernels/gelu.hpp"
 #include "xp/kernels/layernorm.hpp"
 #include "xp/model/tensor_parallel.hpp"
 
@@ -41,29 +40,32 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
     total += size;
     return offset;
   };
+  const bool head = place.has_head;
   a_.encoded = take(N * C);
   a_.ln1 = take(L * N * C);
-  a_.ln1_mean = take(L * N);
-  a_.ln1_rstd = take(L * N);
   a_.qkv = take(L * N * 3 * CL);
   a_.atty = take(L * N * CL);
-  a_.att = take(L * max_batch * heads_local_ * T * T);
   a_.residual2 = take(L * N * C);
   a_.ln2 = take(L * N * C);
-  a_.ln2_mean = take(L * N);
-  a_.ln2_rstd = take(L * N);
   a_.fch = take(L * N * 4 * CL);
   a_.fch_gelu = take(L * N * 4 * CL);
   a_.residual3 = take(L * N * C);
-  const bool head = place.has_head;
   a_.lnf = take(head ? N * C : 0);
-  a_.lnf_mean = take(head ? N : 0);
-  a_.lnf_rstd = take(head ? N : 0);
   a_.logits = take(head ? N * vocab_local_ : 0);
-  a_.lse = take(head ? N : 0);
-  a_.losses = take(head ? N : 0);
-  a_.row_stats = take(head ? 3 * N : 0);
   a_.total = total;
+
+  total = 0;
+  s_.ln1_mean = take(L * N);
+  s_.ln1_rstd = take(L * N);
+  s_.att = take(L * attention_stats_size(max_batch, model.seq_len, heads_local_));
+  s_.ln2_mean = take(L * N);
+  s_.ln2_rstd = take(L * N);
+  s_.lnf_mean = take(head ? N : 0);
+  s_.lnf_rstd = take(head ? N : 0);
+  s_.lse = take(head ? N : 0);
+  s_.losses = take(head ? N : 0);
+  s_.row_stats = take(head ? 3 * N : 0);
+  s_.total = total;
 
   total = 0;
   g_.dresidual = take(N * C);
@@ -71,18 +73,39 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
   g_.dC = take(N * C);
   g_.d3C = take(N * 3 * CL);
   g_.d4C = take(N * 4 * CL);
-  g_.attention_scratch = take(int64_t{max_batch} * heads_local_ * T);
   g_.scratch = take(N * C);
   g_.total = total;
 
   params = FloatBuffer("xp::params", std::max(buffer_size, layout_.total()));
   grads = FloatBuffer("xp::grads", std::max(buffer_size, layout_.total()));
-  acts_ = FloatBuffer("xp::activations", slots * a_.total);
-  grad_acts_ = FloatBuffer("xp::activation_grads", g_.total);
+#if defined(XP_ENABLE_CUDA)
+  compute_ = RealBuffer("xp::compute_weights", layout_.total());
+#else
+  compute_ = params;
+#endif
+  acts_ = RealBuffer("xp::activations", slots * a_.total);
+  stats_ = FloatBuffer("xp::activation_stats", slots * s_.total);
+  grad_acts_ = RealBuffer("xp::activation_grads", g_.total);
+  attention_scratch_ =
+      FloatBuffer("xp::attention_scratch", attention_scratch_size(max_batch, model.seq_len, C_local_, heads_local_));
   inputs_ = TokenBuffer("xp::inputs", slots * N);
   targets_ = TokenBuffer("xp::targets", slots * N);
   host_inputs_ = Kokkos::create_mirror_view(inputs_);
   host_targets_ = Kokkos::create_mirror_view(targets_);
+}
+
+void GPT2::refresh_compute_weights() {
+#if defined(XP_ENABLE_CUDA)
+  convert_to_real(compute_.data(), params.data(), layout_.total());
+#endif
+}
+
+Real* GPT2::compute_weights_copy() {
+#if defined(XP_ENABLE_CUDA)
+  return compute_.data();
+#else
+  return nullptr;
+#endif
 }
 
 void GPT2::init_weights(uint64_t seed, double std) {
@@ -105,11 +128,12 @@ void GPT2::init_weights(uint64_t seed, double std) {
     }
   }
   Kokkos::deep_copy(params, host);
+  refresh_compute_weights();
 }
 
 void GPT2::zero_grads() { Kokkos::deep_copy(grads, 0.0f); }
 
-float* GPT2::block_input(int slot, int layer) {
+Real* GPT2::block_input(int slot, int layer) {
   const int64_t N = int64_t{max_batch_} * model_.seq_len, C = model_.n_embd;
   const int local = layer - layout_.placement().first_layer;
   return local == 0 ? act(slot, a_.encoded) : act(slot, a_.residual3 + (local - 1) * N * C);
@@ -131,35 +155,35 @@ double GPT2::forward(int slot, const int32_t* sequences, int B) {
   Kokkos::deep_copy(targets_, host_targets_);
 
   if (place.has_embedding) {
-    vocab_parallel_embedding_fwd(input(slot), inputs_.data() + slot * maxN, param(layout_.wte()),
-                                 param(layout_.wpe()), B, T, C, vocab_start_, vocab_local_, tp_);
+    vocab_parallel_embedding_fwd(input(slot), inputs_.data() + slot * maxN, weight(layout_.wte()),
+                                 weight(layout_.wpe()), B, T, C, vocab_start_, vocab_local_, tp_);
   }
-  float* scratch = grad_act(g_.scratch);
+  const int64_t att_size = attention_stats_size(max_batch_, T, NH);
+  Real* scratch = grad_act(g_.scratch);
   for (int l = place.first_layer; l < place.last_layer; ++l) {
     const BlockOffsets& w = layout_.block(l);
     const int64_t i = l - place.first_layer;
-    const float* residual = block_input(slot, l);
-    float* ln1 = act(slot, a_.ln1 + i * maxN * C);
-    float* qkv = act(slot, a_.qkv + i * maxN * 3 * CL);
-    float* atty = act(slot, a_.atty + i * maxN * CL);
-    float* residual2 = act(slot, a_.residual2 + i * maxN * C);
-    float* ln2 = act(slot, a_.ln2 + i * maxN * C);
-    float* fch = act(slot, a_.fch + i * maxN * 4 * CL);
-    float* fch_gelu = act(slot, a_.fch_gelu + i * maxN * 4 * CL);
-    float* residual3 = act(slot, a_.residual3 + i * maxN * C);
+    const Real* residual = block_input(slot, l);
+    Real* ln1 = act(slot, a_.ln1 + i * maxN * C);
+    Real* qkv = act(slot, a_.qkv + i * maxN * 3 * CL);
+    Real* atty = act(slot, a_.atty + i * maxN * CL);
+    Real* residual2 = act(slot, a_.residual2 + i * maxN * C);
+    Real* ln2 = act(slot, a_.ln2 + i * maxN * C);
+    Real* fch = act(slot, a_.fch + i * maxN * 4 * CL);
+    Real* fch_gelu = act(slot, a_.fch_gelu + i * maxN * 4 * CL);
+    Real* residual3 = act(slot, a_.residual3 + i * maxN * C);
 
-    layernorm_fwd(ln1, act(slot, a_.ln1_mean + i * maxN), act(slot, a_.ln1_rstd + i * maxN), residual,
-                  param(w.ln1_w), param(w.ln1_b), N, C);
-    column_parallel_fwd(qkv, ln1, param(w.qkv_w), param(w.qkv_b), N, C, 3 * CL);  // this rank's heads
-    attention_fwd(atty, act(slot, a_.att + i * int64_t{max_batch_} * NH * T * T), qkv, B, T, CL, NH);
-    row_parallel_fwd(scratch, atty, param(w.proj_w), N, CL, C, tp_);
-    bias_residual_fwd(residual2, residual, scratch, param(w.proj_b), N, C);
-    layernorm_fwd(ln2, act(slot, a_.ln2_mean + i * maxN), act(slot, a_.ln2_rstd + i * maxN), residual2,
-                  param(w.ln2_w), param(w.ln2_b), N, C);
-    column_parallel_fwd(fch, ln2, param(w.fc_w), param(w.fc_b), N, C, 4 * CL);
-    gelu_fwd(fch_gelu, fch, 4 * int64_t{N} * CL);
-    row_parallel_fwd(scratch, fch_gelu, param(w.fcproj_w), N, 4 * CL, C, tp_);
-    bias_residual_fwd(residual3, residual2, scratch, param(w.fcproj_b), N, C);
+    layernorm_fwd(ln1, stat(slot, s_.ln1_mean + i * maxN), stat(slot, s_.ln1_rstd + i * maxN), residual,
+                  weight(w.ln1_w), weight(w.ln1_b), N, C);
+    column_parallel_fwd(qkv, ln1, weight(w.qkv_w), weight(w.qkv_b), N, C, 3 * CL);  // this rank's heads
+    attention_fwd(atty, stat(slot, s_.att + i * att_size), qkv, B, T, CL, NH);
+    row_parallel_fwd(scratch, atty, weight(w.proj_w), N, CL, C, tp_);
+    bias_residual_fwd(residual2, residual, scratch, weight(w.proj_b), N, C);
+    layernorm_fwd(ln2, stat(slot, s_.ln2_mean + i * maxN), stat(slot, s_.ln2_rstd + i * maxN), residual2,
+                  weight(w.ln2_w), weight(w.ln2_b), N, C);
+    column_parallel_gelu_fwd(fch_gelu, fch, ln2, weight(w.fc_w), weight(w.fc_b), N, C, 4 * CL);
+    row_parallel_fwd(scratch, fch_gelu, weight(w.fcproj_w), N, 4 * CL, C, tp_);
+    bias_residual_fwd(residual3, residual2, scratch, weight(w.fcproj_b), N, C);
   }
   return place.has_head ? loss_fwd(slot, N) : 0.0;
 }
@@ -167,12 +191,12 @@ double GPT2::forward(int slot, const int32_t* sequences, int B) {
 double GPT2::loss_fwd(int slot, int N) {
   const int C = model_.n_embd, VL = vocab_local_;
   const int64_t maxN = int64_t{max_batch_} * model_.seq_len;
-  float* lnf = act(slot, a_.lnf);
-  float* logits = act(slot, a_.logits);
-  layernorm_fwd(lnf, act(slot, a_.lnf_mean), act(slot, a_.lnf_rstd), output(slot), param(layout_.lnf_w()),
-                param(layout_.lnf_b()), N, C);
-  column_parallel_fwd(logits, lnf, param(layout_.wte()), nullptr, N, C, VL);  // this rank's vocabulary
-  return vocab_parallel_cross_entropy_fwd(act(slot, a_.losses), act(slot, a_.lse), act(slot, a_.row_stats), logits,
+  Real* lnf = act(slot, a_.lnf);
+  Real* logits = act(slot, a_.logits);
+  layernorm_fwd(lnf, stat(slot, s_.lnf_mean), stat(slot, s_.lnf_rstd), output(slot), weight(layout_.lnf_w()),
+                weight(layout_.lnf_b()), N, C);
+  column_parallel_fwd(logits, lnf, weight(layout_.wte()), nullptr, N, C, VL);  // this rank's vocabulary
+  return vocab_parallel_cross_entropy_fwd(stat(slot, s_.losses), stat(slot, s_.lse), stat(slot, s_.row_stats), logits,
                                           targets_.data() + slot * maxN, N, vocab_valid_, VL, vocab_start_, tp_);
 }
 
@@ -181,46 +205,46 @@ void GPT2::backward(int slot, float dloss) {
   const int B = batch_[slot], T = model_.seq_len, C = model_.n_embd, CL = C_local_, NH = heads_local_;
   const int N = B * T;
   const int64_t maxN = int64_t{max_batch_} * T, NC = int64_t{N} * C;
-  float* dresidual = grad_act(g_.dresidual);
-  float* dC = grad_act(g_.dC);
-  float* d3C = grad_act(g_.d3C);
-  float* d4C = grad_act(g_.d4C);
+  const int64_t att_size = attention_stats_size(max_batch_, T, NH);
+  Real* dresidual = grad_act(g_.dresidual);
+  Real* dC = grad_act(g_.dC);
+  Real* d3C = grad_act(g_.d3C);
+  Real* d4C = grad_act(g_.d4C);
+  auto dresidual_view = Kokkos::subview(grad_acts_, std::make_pair(g_.dresidual, g_.dresidual + NC));
 
   if (place.has_head) {
     // Loss and LM head: dlogits overwrite the logits; the head's input gradient is summed over tp.
-    float* logits = act(slot, a_.logits);
-    cross_entropy_bwd(logits, logits, act(slot, a_.lse), targets_.data() + slot * maxN, dloss, N, vocab_valid_,
+    Real* logits = act(slot, a_.logits);
+    cross_entropy_bwd(logits, logits, stat(slot, s_.lse), targets_.data() + slot * maxN, dloss, N, vocab_valid_,
                       vocab_local_, vocab_start_);
-    column_parallel_bwd(dC, grad(layout_.wte()), nullptr, logits, act(slot, a_.lnf), param(layout_.wte()), N, C,
+    column_parallel_bwd(dC, grad(layout_.wte()), nullptr, logits, act(slot, a_.lnf), weight(layout_.wte()), N, C,
                         vocab_local_, tp_);
-    Kokkos::deep_copy(Kokkos::subview(grad_acts_, std::make_pair(g_.dresidual, g_.dresidual + NC)), 0.0f);
+    Kokkos::deep_copy(dresidual_view, Real(0.0f));
     layernorm_bwd(dresidual, grad(layout_.lnf_w()), grad(layout_.lnf_b()), dC, output(slot),
-                  param(layout_.lnf_w()), act(slot, a_.lnf_mean), act(slot, a_.lnf_rstd), N, C);
+                  weight(layout_.lnf_w()), stat(slot, s_.lnf_mean), stat(slot, s_.lnf_rstd), N, C);
   } else {
-    Kokkos::deep_copy(Kokkos::subview(grad_acts_, std::make_pair(g_.dresidual, g_.dresidual + NC)),
-                      Kokkos::subview(grad_acts_, std::make_pair(g_.doutput, g_.doutput + NC)));
+    Kokkos::deep_copy(dresidual_view, Kokkos::subview(grad_acts_, std::make_pair(g_.doutput, g_.doutput + NC)));
   }
   // dresidual now holds the gradient of this stage's output.
   for (int l = place.last_layer - 1; l >= place.first_layer; --l) {
     const BlockOffsets& w = layout_.block(l);
     const int64_t i = l - place.first_layer;
-    // residual3 = residual2 + mlp(ln2(residual2)).
-    row_parallel_bwd(d4C, grad(w.fcproj_w), grad(w.fcproj_b), dresidual,
-                     act(slot, a_.fch_gelu + i * maxN * 4 * CL), param(w.fcproj_w), N, 4 * CL, C);
-    gelu_bwd(d4C, act(slot, a_.fch + i * maxN * 4 * CL), d4C, 4 * int64_t{N} * CL);
-    column_parallel_bwd(dC, grad(w.fc_w), grad(w.fc_b), d4C, act(slot, a_.ln2 + i * maxN * C), param(w.fc_w), N, C,
+    // residual3 = residual2 + mlp(ln2(residual2)); the GELU's derivative is folded into the first step.
+    row_parallel_bwd(d4C, grad(w.fcproj_w), grad(w.fcproj_b), dresidual, act(slot, a_.fch_gelu + i * maxN * 4 * CL),
+                     weight(w.fcproj_w), N, 4 * CL, C, act(slot, a_.fch + i * maxN * 4 * CL));
+    column_parallel_bwd(dC, grad(w.fc_w), grad(w.fc_b), d4C, act(slot, a_.ln2 + i * maxN * C), weight(w.fc_w), N, C,
                         4 * CL, tp_);
     layernorm_bwd(dresidual, grad(w.ln2_w), grad(w.ln2_b), dC, act(slot, a_.residual2 + i * maxN * C),
-                  param(w.ln2_w), act(slot, a_.ln2_mean + i * maxN), act(slot, a_.ln2_rstd + i * maxN), N, C);
+                  weight(w.ln2_w), stat(slot, s_.ln2_mean + i * maxN), stat(slot, s_.ln2_rstd + i * maxN), N, C);
     // residual2 = residual + proj(attention(ln1(residual))).
     row_parallel_bwd(dC, grad(w.proj_w), grad(w.proj_b), dresidual, act(slot, a_.atty + i * maxN * CL),
-                     param(w.proj_w), N, CL, C);
-    attention_bwd(d3C, grad_act(g_.attention_scratch), dC, act(slot, a_.qkv + i * maxN * 3 * CL),
-                  act(slot, a_.att + i * int64_t{max_batch_} * NH * T * T), B, T, CL, NH);
-    column_parallel_bwd(dC, grad(w.qkv_w), grad(w.qkv_b), d3C, act(slot, a_.ln1 + i * maxN * C), param(w.qkv_w), N,
+                     weight(w.proj_w), N, CL, C);
+    attention_bwd(d3C, attention_scratch_.data(), dC, act(slot, a_.atty + i * maxN * CL),
+                  act(slot, a_.qkv + i * maxN * 3 * CL), stat(slot, s_.att + i * att_size), B, T, CL, NH);
+    column_parallel_bwd(dC, grad(w.qkv_w), grad(w.qkv_b), d3C, act(slot, a_.ln1 + i * maxN * C), weight(w.qkv_w), N,
                         C, 3 * CL, tp_);
-    layernorm_bwd(dresidual, grad(w.ln1_w), grad(w.ln1_b), dC, block_input(slot, l), param(w.ln1_w),
-                  act(slot, a_.ln1_mean + i * maxN), act(slot, a_.ln1_rstd + i * maxN), N, C);
+    layernorm_bwd(dresidual, grad(w.ln1_w), grad(w.ln1_b), dC, block_input(slot, l), weight(w.ln1_w),
+                  stat(slot, s_.ln1_mean + i * maxN), stat(slot, s_.ln1_rstd + i * maxN), N, C);
   }
   if (place.has_embedding)
     embedding_bwd(grad(layout_.wte()), grad(layout_.wpe()), dresidual, inputs_.data() + slot * maxN, B, T, C,

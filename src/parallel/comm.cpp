@@ -1,8 +1,11 @@
 #include "xp/parallel/comm.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
+#include "xp/core/device.hpp"
 #include "xp/core/error.hpp"
 
 namespace xp {
@@ -12,6 +15,44 @@ namespace {
 // regrouped are staged through a buffer of size() · staging_chunk floats.
 constexpr std::size_t max_chunk = std::size_t{1} << 30;
 constexpr std::size_t staging_chunk = std::size_t{1} << 24;
+
+// bf16 ↔ fp32 on the host (round to nearest even), for reductions of bf16 buffers in fp32.
+float widen_bf16(std::uint16_t half) {
+  const std::uint32_t bits = std::uint32_t{half} << 16;
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+std::uint16_t narrow_to_bf16(float value) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;  // NaN stays NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<std::uint16_t>(bits >> 16);
+}
+
+// A buffer as MPI sees it: the caller's own when it is host memory, else a host copy of the device
+// buffer that write_back() returns to it. Several ranks on one GPU communicate this way.
+class HostStage {
+ public:
+  HostStage(const void* data, std::size_t bytes, bool copy_in)
+      : data_(const_cast<void*>(data)), bytes_(bytes), staged_(bytes > 0 && is_device_pointer(data)) {
+    if (!staged_) return;
+    buffer_.resize(bytes);
+    if (copy_in) copy_to_host(buffer_.data(), data, bytes);
+  }
+  void* get() { return staged_ ? buffer_.data() : data_; }
+  void write_back() {
+    if (staged_) copy_to_device(data_, buffer_.data(), bytes_);
+  }
+
+ private:
+  void* data_;
+  std::size_t bytes_;
+  bool staged_;
+  std::vector<char> buffer_;
+};
 
 class MpiCommunicator : public Communicator {
  public:
@@ -23,10 +64,94 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
   std::string backend() const override { return "mpi"; }
 
-  void all_reduce_sum(float* data, std::size_t count) override { all_reduce(data, count, MPI_SUM); }
-  void all_reduce_max(float* data, std::size_t count) override { all_reduce(data, count, MPI_MAX); }
+  void all_reduce(void* data, std::size_t count, DataType type, ReduceOp op) override {
+    if (size_ == 1 || count == 0) return;
+    HostStage host(data, count * size_of(type), true);
+    if (type == DataType::Float32) {
+      all_reduce_floats(static_cast<float*>(host.get()), count, op);
+    } else {
+      // bf16 has no MPI type and its sums lose precision: reduce in fp32.
+      auto* halves = static_cast<std::uint16_t*>(host.get());
+      std::vector<float> values(count);
+      for (std::size_t i = 0; i < count; ++i) values[i] = widen_bf16(halves[i]);
+      all_reduce_floats(values.data(), count, op);
+      for (std::size_t i = 0; i < count; ++i) halves[i] = narrow_to_bf16(values[i]);
+    }
+    host.write_back();
+  }
 
   void reduce_scatter_sum(const float* send, float* recv, std::size_t recv_count) override {
+    HostStage send_host(send, size_ * recv_count * sizeof(float), true);
+    HostStage recv_host(recv, recv_count * sizeof(float), false);
+    reduce_scatter_host(static_cast<const float*>(send_host.get()), static_cast<float*>(recv_host.get()), recv_count);
+    recv_host.write_back();
+  }
+
+  void all_gather(const float* send, float* recv, std::size_t send_count) override {
+    HostStage recv_host(recv, size_ * send_count * sizeof(float), true);
+    const bool inside = send == recv + rank_ * send_count;  // this rank's block of recv already
+    HostStage send_host(inside ? nullptr : send, inside ? 0 : send_count * sizeof(float), true);
+    auto* recv_data = static_cast<float*>(recv_host.get());
+    all_gather_host(inside ? recv_data + rank_ * send_count : static_cast<const float*>(send_host.get()), recv_data,
+                    send_count);
+    recv_host.write_back();
+  }
+
+  void broadcast(float* data, std::size_t count, int root) override {
+    HostStage host(data, count * sizeof(float), rank_ == root);
+    auto* values = static_cast<float*>(host.get());
+    for (std::size_t offset = 0; offset < count; offset += max_chunk)
+      XP_MPI_CHECK(MPI_Bcast(values + offset, static_cast<int>(std::min(max_chunk, count - offset)), MPI_FLOAT, root,
+                             comm_));
+    host.write_back();
+  }
+
+  void send_bytes(const void* data, std::size_t bytes, int peer) override {
+    HostStage host(data, bytes, true);
+    const char* base = static_cast<const char*>(host.get());
+    for (std::size_t offset = 0; offset < bytes; offset += max_chunk)
+      XP_MPI_CHECK(MPI_Send(base + offset, static_cast<int>(std::min(max_chunk, bytes - offset)), MPI_BYTE, peer, 0,
+                            comm_));
+  }
+
+  void recv_bytes(void* data, std::size_t bytes, int peer) override {
+    HostStage host(data, bytes, false);
+    char* base = static_cast<char*>(host.get());
+    for (std::size_t offset = 0; offset < bytes; offset += max_chunk)
+      XP_MPI_CHECK(MPI_Recv(base + offset, static_cast<int>(std::min(max_chunk, bytes - offset)), MPI_BYTE, peer, 0,
+                            comm_, MPI_STATUS_IGNORE));
+    host.write_back();
+  }
+
+  void send_recv_bytes(const void* send_data, std::size_t send_bytes, int send_peer, void* recv_data,
+                       std::size_t recv_bytes, int recv_peer) override {
+    HostStage send_host(send_data, send_bytes, true);
+    HostStage recv_host(recv_data, recv_bytes, false);
+    const char* send_base = static_cast<const char*>(send_host.get());
+    char* recv_base = static_cast<char*>(recv_host.get());
+    std::vector<MPI_Request> requests;
+    for (std::size_t offset = 0; offset < recv_bytes; offset += max_chunk) {
+      requests.emplace_back();
+      XP_MPI_CHECK(MPI_Irecv(recv_base + offset, static_cast<int>(std::min(max_chunk, recv_bytes - offset)), MPI_BYTE,
+                             recv_peer, 0, comm_, &requests.back()));
+    }
+    for (std::size_t offset = 0; offset < send_bytes; offset += max_chunk) {
+      requests.emplace_back();
+      XP_MPI_CHECK(MPI_Isend(send_base + offset, static_cast<int>(std::min(max_chunk, send_bytes - offset)), MPI_BYTE,
+                             send_peer, 0, comm_, &requests.back()));
+    }
+    XP_MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE));
+    recv_host.write_back();
+  }
+
+ private:
+  void all_reduce_floats(float* data, std::size_t count, ReduceOp op) {
+    for (std::size_t offset = 0; offset < count; offset += max_chunk)
+      XP_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + offset, static_cast<int>(std::min(max_chunk, count - offset)),
+                                 MPI_FLOAT, op == ReduceOp::Sum ? MPI_SUM : MPI_MAX, comm_));
+  }
+
+  void reduce_scatter_host(const float* send, float* recv, std::size_t recv_count) {
     if (size_ == 1) {
       if (send != recv) std::copy(send, send + recv_count, recv);
       return;
@@ -46,7 +171,7 @@ class MpiCommunicator : public Communicator {
     }
   }
 
-  void all_gather(const float* send, float* recv, std::size_t send_count) override {
+  void all_gather_host(const float* send, float* recv, std::size_t send_count) {
     if (size_ == 1) {
       if (send != recv) std::copy(send, send + send_count, recv);
       return;
@@ -65,48 +190,6 @@ class MpiCommunicator : public Communicator {
       for (int r = 0; r < size_; ++r)
         std::copy(block.data() + r * n, block.data() + (r + 1) * n, recv + r * send_count + offset);
     }
-  }
-
-  void broadcast(float* data, std::size_t count, int root) override {
-    for (std::size_t offset = 0; offset < count; offset += max_chunk)
-      XP_MPI_CHECK(MPI_Bcast(data + offset, static_cast<int>(std::min(max_chunk, count - offset)), MPI_FLOAT, root,
-                             comm_));
-  }
-
-  void send(const float* data, std::size_t count, int peer) override {
-    for (std::size_t offset = 0; offset < count; offset += max_chunk)
-      XP_MPI_CHECK(MPI_Send(data + offset, static_cast<int>(std::min(max_chunk, count - offset)), MPI_FLOAT, peer,
-                            0, comm_));
-  }
-
-  void recv(float* data, std::size_t count, int peer) override {
-    for (std::size_t offset = 0; offset < count; offset += max_chunk)
-      XP_MPI_CHECK(MPI_Recv(data + offset, static_cast<int>(std::min(max_chunk, count - offset)), MPI_FLOAT, peer,
-                            0, comm_, MPI_STATUS_IGNORE));
-  }
-
-  void send_recv(const float* send_data, std::size_t send_count, int send_peer, float* recv_data,
-                 std::size_t recv_count, int recv_peer) override {
-    std::vector<MPI_Request> requests;
-    for (std::size_t offset = 0; offset < recv_count; offset += max_chunk) {
-      requests.emplace_back();
-      XP_MPI_CHECK(MPI_Irecv(recv_data + offset, static_cast<int>(std::min(max_chunk, recv_count - offset)),
-                             MPI_FLOAT, recv_peer, 0, comm_, &requests.back()));
-    }
-    for (std::size_t offset = 0; offset < send_count; offset += max_chunk) {
-      requests.emplace_back();
-      XP_MPI_CHECK(MPI_Isend(send_data + offset, static_cast<int>(std::min(max_chunk, send_count - offset)),
-                             MPI_FLOAT, send_peer, 0, comm_, &requests.back()));
-    }
-    XP_MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE));
-  }
-
- private:
-  void all_reduce(float* data, std::size_t count, MPI_Op op) {
-    if (size_ == 1) return;
-    for (std::size_t offset = 0; offset < count; offset += max_chunk)
-      XP_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + offset, static_cast<int>(std::min(max_chunk, count - offset)),
-                                 MPI_FLOAT, op, comm_));
   }
 
   MPI_Comm comm_;

@@ -1,6 +1,10 @@
 #include "xp/parallel/grid.hpp"
 
+#include "xp/core/device.hpp"
 #include "xp/core/error.hpp"
+#if defined(XP_HAVE_NCCL) && defined(XP_ENABLE_CUDA)
+#include "xp/parallel/nccl_comm.hpp"
+#endif
 
 namespace xp {
 
@@ -19,14 +23,26 @@ ParallelGrid::ParallelGrid(MPI_Comm world, const Layout& layout) : layout_(layou
   const bool holds_embedding = layout.pp > 1 && (pp_rank_ == 0 || pp_rank_ == layout.pp - 1);
   XP_MPI_CHECK(MPI_Comm_split(world, holds_embedding ? dp_rank_ * layout.tp + tp_rank_ : MPI_UNDEFINED, pp_rank_,
                               &embedding_comm_));
-  dp_ = make_mpi_communicator(dp_comm_);
-  if (holds_embedding) embedding_ = make_mpi_communicator(embedding_comm_);
-  tp_ = make_mpi_communicator(tp_comm_);
-  pp_ = make_mpi_communicator(pp_comm_);
+  dp_host_ = make_mpi_communicator(dp_comm_);
+  // Same creation order on every rank: NCCL communicator creation is collective.
+  auto make = [this](MPI_Comm comm) {
+#if defined(XP_HAVE_NCCL) && defined(XP_ENABLE_CUDA)
+    if (nccl_) return make_nccl_communicator(comm, static_cast<cudaStream_t>(device_stream()));
+#endif
+    return make_mpi_communicator(comm);
+  };
+#if defined(XP_HAVE_NCCL) && defined(XP_ENABLE_CUDA)
+  nccl_ = nccl_usable(world);
+#endif
+  dp_ = make(dp_comm_);
+  if (holds_embedding) embedding_ = make(embedding_comm_);
+  tp_ = make(tp_comm_);
+  pp_ = make(pp_comm_);
 }
 
 ParallelGrid::~ParallelGrid() {
   dp_.reset();
+  dp_host_.reset();
   tp_.reset();
   pp_.reset();
   embedding_.reset();
@@ -36,7 +52,7 @@ ParallelGrid::~ParallelGrid() {
 
 std::string ParallelGrid::describe() const {
   return "dp=" + std::to_string(layout_.dp) + " tp=" + std::to_string(layout_.tp) + " pp=" +
-         std::to_string(layout_.pp);
+         std::to_string(layout_.pp) + (nccl_ ? " (NCCL)" : "");
 }
 
 }  // namespace xp

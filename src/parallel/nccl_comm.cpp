@@ -34,12 +34,9 @@ class NcclCommunicator : public Communicator {
   int size() const override { return size_; }
   std::string backend() const override { return "nccl"; }
 
-  void all_reduce_sum(float* data, std::size_t count) override {
-    XP_NCCL_CHECK(ncclAllReduce(data, data, count, ncclFloat32, ncclSum, comm_, stream_));
-  }
-
-  void all_reduce_max(float* data, std::size_t count) override {
-    XP_NCCL_CHECK(ncclAllReduce(data, data, count, ncclFloat32, ncclMax, comm_, stream_));
+  void all_reduce(void* data, std::size_t count, DataType type, ReduceOp op) override {
+    XP_NCCL_CHECK(ncclAllReduce(data, data, count, type == DataType::Float32 ? ncclFloat32 : ncclBfloat16,
+                                op == ReduceOp::Sum ? ncclSum : ncclMax, comm_, stream_));
   }
 
   // send (size · recv_count), rank r's slice at [r·recv_count, (r+1)·recv_count): NCCL's own layout.
@@ -57,22 +54,22 @@ class NcclCommunicator : public Communicator {
   }
 
   // One operation each, so no group is needed; the peer must post the matching call with this count.
-  void send(const float* data, std::size_t count, int peer) override {
+  void send_bytes(const void* data, std::size_t bytes, int peer) override {
     XP_REQUIRE(peer != rank_, "nccl send: a rank cannot send to itself outside a group");
-    XP_NCCL_CHECK(ncclSend(data, count, ncclFloat32, peer, comm_, stream_));
+    XP_NCCL_CHECK(ncclSend(data, bytes, ncclChar, peer, comm_, stream_));
   }
 
-  void recv(float* data, std::size_t count, int peer) override {
+  void recv_bytes(void* data, std::size_t bytes, int peer) override {
     XP_REQUIRE(peer != rank_, "nccl recv: a rank cannot receive from itself outside a group");
-    XP_NCCL_CHECK(ncclRecv(data, count, ncclFloat32, peer, comm_, stream_));
+    XP_NCCL_CHECK(ncclRecv(data, bytes, ncclChar, peer, comm_, stream_));
   }
 
   // One group: NCCL progresses both together, so neighbours that both send first do not deadlock.
-  void send_recv(const float* send_data, std::size_t send_count, int send_peer, float* recv_data,
-                 std::size_t recv_count, int recv_peer) override {
+  void send_recv_bytes(const void* send_data, std::size_t send_bytes, int send_peer, void* recv_data,
+                       std::size_t recv_bytes, int recv_peer) override {
     XP_NCCL_CHECK(ncclGroupStart());
-    XP_NCCL_CHECK(ncclSend(send_data, send_count, ncclFloat32, send_peer, comm_, stream_));
-    XP_NCCL_CHECK(ncclRecv(recv_data, recv_count, ncclFloat32, recv_peer, comm_, stream_));
+    XP_NCCL_CHECK(ncclSend(send_data, send_bytes, ncclChar, send_peer, comm_, stream_));
+    XP_NCCL_CHECK(ncclRecv(recv_data, recv_bytes, ncclChar, recv_peer, comm_, stream_));
     XP_NCCL_CHECK(ncclGroupEnd());
   }
 

@@ -71,12 +71,15 @@ std::vector<StageMemory> stage_memory(const Config& config, const Layout& layout
   const double activation_bytes = gpu ? 2.0 : 4.0;
   // Saved for backward by GPT2::forward, per micro-batch: per block ln1, residual2, ln2, residual3
   // (C each) and four LayerNorm statistics, plus the tp-split qkv (3C), atty (C), fch and fch_gelu
-  // (4C each) and attention probabilities (NH·T per token); the stage input; on the last stage lnf,
-  // its statistics, the logits (Vp/tp per token), lse and losses.
-  const double per_layer = 4 * NC + 4 * N + (12 * NC + B * NH * T * T) / tp;
+  // (4C each) and attention probabilities (NH·T per token; on GPU the fused kernel keeps one fp32
+  // log-sum-exp per head instead); the stage input; on the last stage lnf, its statistics, the logits
+  // (Vp/tp per token), lse and losses. Statistics are counted in activation units.
+  const double attention_saved = gpu ? 2 * B * NH * T : B * NH * T * T;
+  const double per_layer = 4 * NC + 4 * N + (12 * NC + attention_saved) / tp;
   const double head = NC + 4 * N + N * Vp / tp;
-  // Once per stage: the forward scratch, dresidual and dC (C), d3C and d4C (tp-split), attention scratch.
-  const double working = 3 * NC + 7 * NC / tp + B * NH * T / tp;
+  // Once per stage: the forward scratch, dresidual and dC (C), d3C and d4C (tp-split), attention scratch
+  // (GPU: the fp32 dq accumulator of the fused backward).
+  const double working = 3 * NC + 7 * NC / tp + (gpu ? 2 * NC + 2 * B * NH * T : B * NH * T) / tp;
 
   std::vector<StageMemory> stages;
   for (size_t s = 0; s < ranges.size(); ++s) {

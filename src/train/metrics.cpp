@@ -90,6 +90,7 @@ void MetricsLog::record(const StepRecord& r) {
                static_cast<long long>(r.step), r.loss, r.lr, r.grad_norm, r.ms, tokens_per_s, tokens_per_s / ranks,
                flops / 1e12, mfu, layout_.dp, layout_.tp, layout_.pp, eta_s);
   if (r.val_loss >= 0.0) std::fprintf(jsonl_, ", \"val_loss\": %.7g", r.val_loss);
+  if (r.device_memory_gib >= 0.0) std::fprintf(jsonl_, ", \"peak_memory_gib\": %.4g", r.device_memory_gib);
   std::fprintf(jsonl_, "}\n");
   std::fflush(jsonl_);
 }

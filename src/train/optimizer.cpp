@@ -18,9 +18,20 @@ AdamW::AdamW(const ParameterLayout& layout, const TrainConfig& train, int64_t be
     else
       segments_.push_back({first - begin, last - first, tensor.decay});
   }
+  const auto count = static_cast<int64_t>(segments_.size());
+  segment_ends_ = Kokkos::View<int64_t*>("xp::adamw_segment_ends", count);
+  segment_decay_ = Kokkos::View<int8_t*>("xp::adamw_segment_decay", count);
+  auto ends = Kokkos::create_mirror_view(segment_ends_);
+  auto decay = Kokkos::create_mirror_view(segment_decay_);
+  for (int64_t s = 0; s < count; ++s) {
+    ends(s) = segments_[s].offset + segments_[s].size;
+    decay(s) = segments_[s].decay ? 1 : 0;
+  }
+  Kokkos::deep_copy(segment_ends_, ends);
+  Kokkos::deep_copy(segment_decay_, decay);
 }
 
-void AdamW::step(float* params, const float* grads, double lr, double grad_scale) {
+void AdamW::step(float* params, const float* grads, double lr, double grad_scale, Real* compute) {
   ++steps_taken_;
   AdamWHyper hyper;
   hyper.lr = static_cast<float>(lr);
@@ -29,11 +40,11 @@ void AdamW::step(float* params, const float* grads, double lr, double grad_scale
   hyper.eps = static_cast<float>(train_.eps);
   hyper.grad_scale = static_cast<float>(grad_scale);
   hyper.step = steps_taken_;
-  for (const Segment& segment : segments_) {
-    hyper.weight_decay = segment.decay ? static_cast<float>(train_.weight_decay) : 0.0f;
-    adamw_update(params + begin_ + segment.offset, m.data() + segment.offset, v.data() + segment.offset,
-                 grads + segment.offset, segment.size, hyper);
-  }
+  hyper.weight_decay = static_cast<float>(train_.weight_decay);
+  if (segments_.empty()) return;
+  const int64_t n = segments_.back().offset + segments_.back().size;
+  adamw_update_segments(params + begin_, m.data(), v.data(), grads, n, segment_ends_.data(), segment_decay_.data(),
+                        static_cast<int>(segments_.size()), hyper, compute ? compute + begin_ : nullptr);
 }
 
 }  // namespace xp

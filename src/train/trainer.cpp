@@ -12,11 +12,14 @@
 #include <thread>
 
 #include "xp/config/deck.hpp"
+#include "xp/core/device.hpp"
 #include "xp/core/error.hpp"
 #include "xp/core/runtime.hpp"
 #include "xp/io/checkpoint.hpp"
 #include "xp/kernels/elementwise.hpp"
+#if !defined(XP_ENABLE_CUDA)
 #include "xp/kernels/gemm.hpp"
+#endif
 #include "xp/model/partition.hpp"
 #include "xp/parallel/topology.hpp"
 #include "xp/train/lr.hpp"
@@ -45,7 +48,7 @@ int host_threads(int threads, MPI_Comm world) {
   return std::max(1, std::min(cores / ranks_on_this_host(world), usable_cores()));
 }
 
-Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
+Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device_memory_at_start_(device_memory_used()) {
   // From the start: a preemption warning during set-up still ends in a checkpoint after one step.
   std::signal(SIGTERM, request_stop);
   std::signal(SIGUSR1, request_stop);
@@ -60,13 +63,16 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config) {
     stages = partition_layers(config.model, layout.pp);
     // Refuse to start a run that cannot fit, before allocating anything, and say which knob to turn.
     Config sized = config;
-    if (sized.parallel.device_memory <= 0.0) sized.parallel.device_memory = detect_device_memory(host_ranks);
-    const MemoryPlan plan = estimate_memory(sized, layout, false);
+    if (sized.parallel.device_memory <= 0.0)
+      sized.parallel.device_memory = device_build ? detect_gpu_memory(host_ranks) : detect_device_memory(host_ranks);
+    const MemoryPlan plan = estimate_memory(sized, layout, device_build);
     if (!plan.fits) throw InputError("the model does not fit in memory:\n" + format_memory_table(plan, layout));
   });
   grid_ = std::make_unique<ParallelGrid>(world, layout);
   const int threads = host_threads(config.parallel.threads, world);
+#if !defined(XP_ENABLE_CUDA)
   set_gemm_threads(threads);
+#endif
   if (threads > usable_cores() && world_rank == 0)
     std::fprintf(stderr, "xp_train: warning: threads=%d but rank 0 may run on %d core(s); launch with "
                  "`mpirun --bind-to none` or `--map-by slot:PE=%d`\n", threads, usable_cores(), threads);
@@ -126,6 +132,7 @@ void Trainer::resume_from(const std::string& dir) {
   HostFloatBuffer params = Kokkos::create_mirror_view(model_->params);
   load_checkpoint_tensors(dir, {&model_->layout(), params.data(), exp_avg.data(), exp_avg_sq.data()});
   Kokkos::deep_copy(model_->params, params);
+  model_->refresh_compute_weights();
   const int64_t begin = optimizer_->begin(), end = std::min(optimizer_->end(), local);
   HostFloatBuffer m = Kokkos::create_mirror_view(optimizer_->m), v = Kokkos::create_mirror_view(optimizer_->v);
   for (int64_t i = begin; i < end; ++i) {
@@ -150,7 +157,7 @@ std::pair<std::vector<float>, std::vector<float>> Trainer::full_moments() {
   auto gather = [&](const FloatBuffer& moment) {
     HostFloatBuffer host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), moment);
     std::vector<float> full(config_.parallel.zero_stage == 1 ? shard_ * grid_->layout().dp : local);
-    if (config_.parallel.zero_stage == 1) grid_->dp().all_gather(host.data(), full.data(), shard_);
+    if (config_.parallel.zero_stage == 1) grid_->dp_host().all_gather(host.data(), full.data(), shard_);
     else std::copy(host.data(), host.data() + local, full.data());
     full.resize(local);
     return full;
@@ -195,14 +202,14 @@ void Trainer::run_pipeline(double& loss_sum) {
   Communicator& pp = grid_->pp();
   // A send waits to be posted together with this stage's next receive, so neighbours that both send
   // first never wait on each other (Megatron's send_forward_recv_backward pairing).
-  const float* pending = nullptr;
+  const Real* pending = nullptr;
   int pending_peer = -1;
-  auto send = [&](const float* data, int peer) {
+  auto send = [&](const Real* data, int peer) {
     if (pending) pp.send(pending, activation, pending_peer);
     pending = data;
     pending_peer = peer;
   };
-  auto receive = [&](float* data, int peer) {
+  auto receive = [&](Real* data, int peer) {
     if (pending) pp.send_recv(pending, activation, pending_peer, data, activation, peer);
     else pp.recv(data, activation, peer);
     pending = nullptr;
@@ -284,12 +291,17 @@ StepResult Trainer::step() {
   // AdamW on this rank's parameters (its ZeRO-1 slice, then every slice is gathered back).
   result.lr = learning_rate(config_.train, steps_done_);
   const bool zero = config_.parallel.zero_stage == 1;
-  optimizer_->step(model_->params.data(), zero ? shard_grads_.data() : model_->grads.data(), result.lr, grad_scale);
+  // Without ZeRO the update also writes the bf16 compute weights (GPU builds); with it they are
+  // refreshed once every slice is back.
+  optimizer_->step(model_->params.data(), zero ? shard_grads_.data() : model_->grads.data(), result.lr, grad_scale,
+                   zero ? nullptr : model_->compute_weights_copy());
   if (zero) {
     Kokkos::fence();
     grid_->dp().all_gather(model_->params.data() + optimizer_->begin(), model_->params.data(), shard_);
+    model_->refresh_compute_weights();
   }
   Kokkos::fence();
+  result.device_memory = device_memory_used();
   ++steps_done_;
   result.ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
   return result;
@@ -321,6 +333,8 @@ std::vector<double> Trainer::run() {
     const StepResult result = step();
     losses.push_back(result.loss);
     StepRecord record{steps_done_, result.loss, result.lr, result.grad_norm, result.ms, -1.0};
+    peak_device_memory_ = std::max(peak_device_memory_, result.device_memory);
+    if (device_build) record.device_memory_gib = double(peak_device_memory_ - device_memory_at_start_) / (1 << 30);
     const int64_t every = config_.data.eval_every;
     if (every > 0 && (steps_done_ % every == 0 || steps_done_ == config_.train.steps)) record.val_loss = evaluate();
     metrics_->record(record);

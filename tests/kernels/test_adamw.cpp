@@ -67,5 +67,48 @@ TEST(AdamW, MatchesTorchWithDecoupledWeightDecay) { expect_matches_torch(0.1f, 1
 // The scale nearly cancels in m̂/(√v̂ + eps) but not in the stored moments, which are compared too.
 TEST(AdamW, GradScaleMultipliesTheGradientFirst) { expect_matches_torch(0.1f, 0.25f); }
 
+// The multi-tensor update over segments (decayed, not, decayed) equals one update per segment, and the
+// compute copy it writes equals the updated weights rounded to Real.
+TEST(AdamW, SegmentsMatchOneUpdatePerSegment) {
+  const Floats initial = random_floats(n, 71), grads = random_floats(n, 72);
+  const int64_t ends[3] = {n / 4, n / 2, n};
+  const int8_t decay[3] = {1, 0, 1};
+  AdamWHyper hyper;
+  hyper.lr = 1e-2f;
+  hyper.weight_decay = 0.1f;
+  hyper.step = 3;
+  FloatBuffer params = to_device(initial), m = to_device(random_floats(n, 73, 0.0, 0.1)),
+              v = to_device(random_floats(n, 74, 0.0, 0.1)), grads_device = to_device(grads);
+  FloatBuffer params_ref = to_device(initial), m_ref = to_device(random_floats(n, 73, 0.0, 0.1)),
+              v_ref = to_device(random_floats(n, 74, 0.0, 0.1));
+  Kokkos::View<int64_t*> ends_device("test::ends", 3);
+  Kokkos::View<int8_t*> decay_device("test::decay", 3);
+  auto ends_host = Kokkos::create_mirror_view(ends_device);
+  auto decay_host = Kokkos::create_mirror_view(decay_device);
+  for (int s = 0; s < 3; ++s) {
+    ends_host(s) = ends[s];
+    decay_host(s) = decay[s];
+  }
+  Kokkos::deep_copy(ends_device, ends_host);
+  Kokkos::deep_copy(decay_device, decay_host);
+  RealBuffer compute("test::compute", n);
+  adamw_update_segments(params.data(), m.data(), v.data(), grads_device.data(), n, ends_device.data(),
+                        decay_device.data(), 3, hyper, compute.data());
+  int64_t begin = 0;
+  for (int s = 0; s < 3; ++s) {
+    AdamWHyper segment = hyper;
+    segment.weight_decay = decay[s] ? hyper.weight_decay : 0.0f;
+    adamw_update(params_ref.data() + begin, m_ref.data() + begin, v_ref.data() + begin, grads_device.data() + begin,
+                 ends[s] - begin, segment);
+    begin = ends[s];
+  }
+  const Floats got = to_host(params), want = to_host(params_ref);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(to_host(m), to_host(m_ref));
+  EXPECT_EQ(to_host(v), to_host(v_ref));
+  auto compute_host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), compute);
+  for (int64_t i = 0; i < n; ++i) EXPECT_EQ(to_float(compute_host(i)), to_float(to_real(got[i]))) << i;
+}
+
 }  // namespace
 }  // namespace xp::test

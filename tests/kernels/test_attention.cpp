@@ -94,7 +94,8 @@ TEST(Attention, BackwardMatchesFiniteDifferences) {
   const Floats dout = random_floats(B * T * C, 32);
   FloatBuffer dout_device = to_device(dout), dqkv = to_device(Floats(B * T * 3 * C, garbage)),
               scratch = to_device(Floats(B * NH * T, garbage));
-  attention_bwd(dqkv.data(), scratch.data(), dout_device.data(), x.qkv_device.data(), x.att.data(), B, T, C, NH);
+  attention_bwd(dqkv.data(), scratch.data(), dout_device.data(), x.out.data(), x.qkv_device.data(), x.att.data(), B,
+                T, C, NH);
 
   Doubles qkv = widen(x.qkv);
   const auto forward = [&] { return attention_reference(qkv).out; };

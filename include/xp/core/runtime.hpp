@@ -3,6 +3,7 @@
 // runs set-up, and if any rank meets an InputError all ranks learn it, so none hangs in a collective.
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <mpi.h>
 
@@ -20,6 +21,8 @@ class Runtime {
  private:
   int rank_ = 0;
   int size_ = 1;
+  std::vector<std::string> arguments_;  // argv as Kokkos sees it (and trims), kept alive for main
+  std::vector<char*> argument_pointers_;
 };
 
 // Runs `setup` on every rank of `comm`. If it throws InputError on any rank, every rank throws an

@@ -5,6 +5,8 @@
 
 #include <Kokkos_Core.hpp>
 
+#include "xp/core/precision.hpp"
+
 namespace xp {
 
 using ExecSpace = Kokkos::DefaultExecutionSpace;
@@ -15,5 +17,21 @@ using HostTokenBuffer = TokenBuffer::HostMirror;
 
 // Range policy with 64-bit indices: tensors of large models pass 2^31 elements.
 using Range = Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<int64_t>>;
+
+// One team per row for row reductions (LayerNorm, softmax): on a GPU the team's threads split the row
+// (coalesced loads, a tree reduction); on the host a team is one thread and the row is a plain loop.
+using RowPolicy = Kokkos::TeamPolicy<ExecSpace>;
+using RowMember = RowPolicy::member_type;
+inline RowPolicy row_policy(int64_t rows) {
+#if defined(KOKKOS_ENABLE_CUDA)
+  return RowPolicy(rows, 128);
+#else
+  return RowPolicy(rows, 1);
+#endif
+}
+
+// Rows per chunk when columns are summed over many rows (bias and LayerNorm gradients): chunks of rows
+// are summed in parallel and added atomically, in chunk order on the host.
+constexpr int64_t column_sum_chunk = 256;
 
 }  // namespace xp

@@ -1,13 +1,24 @@
 #pragma once
+// Causal multi-head self-attention. CPU builds: a Kokkos kernel that keeps the softmax probabilities
+// (B,NH,T,T). GPU builds: a fused flash-style CUDA kernel (src/kernels/cuda/flash_attention.cu) that
+// keeps only the log-sum-exp of each query row (B,NH,T) and recomputes the rest in backward.
+#include <cstdint>
+
+#include "xp/core/precision.hpp"
+
 namespace xp {
 
-// Causal multi-head self-attention.
-// qkv (B,T,3C): q, k, v each (B,T,C) side by side, head h at features h*hs..(h+1)*hs.
-// out (B,T,C) heads concatenated; att (B,NH,T,T) softmax probabilities kept for backward.
-void attention_fwd(float* out, float* att, const float* qkv, int B, int T, int C, int NH);
+// Floats of `stats` that attention_fwd keeps per micro-batch for backward.
+int64_t attention_stats_size(int B, int T, int NH);
+// Floats of scratch attention_bwd needs.
+int64_t attention_scratch_size(int B, int T, int C, int NH);
 
-// dqkv (B,T,3C) overwritten from dout (B,T,C); scratch holds B*NH*T floats.
-void attention_bwd(float* dqkv, float* scratch, const float* dout, const float* qkv, const float* att, int B,
-                   int T, int C, int NH);
+// qkv (B,T,3C): q, k, v each (B,T,C) side by side, head h at features h*hs..(h+1)*hs.
+// out (B,T,C) heads concatenated; stats (attention_stats_size) kept for backward.
+void attention_fwd(Real* out, float* stats, const Real* qkv, int B, int T, int C, int NH);
+
+// dqkv (B,T,3C) overwritten from dout (B,T,C), the forward's out, qkv and stats.
+void attention_bwd(Real* dqkv, float* scratch, const Real* dout, const Real* out, const Real* qkv,
+                   const float* stats, int B, int T, int C, int NH);
 
 }  // namespace xp

@@ -5,16 +5,18 @@
 // over ranks (max, Σ exp, target logit); with one rank they are the identity.
 #include <cstdint>
 
+#include "xp/core/precision.hpp"
+
 namespace xp {
 
 // row_max (N) = max over the valid columns of logits (N,Vl) (-inf-like when none).
-void cross_entropy_row_max(float* row_max, const float* logits, int N, int valid, int Vl);
+void cross_entropy_row_max(float* row_max, const Real* logits, int N, int valid, int Vl);
 
 // sum_exp (N) = Σ over valid columns of exp(logit - row_max).
-void cross_entropy_sum_exp(float* sum_exp, const float* logits, const float* row_max, int N, int valid, int Vl);
+void cross_entropy_sum_exp(float* sum_exp, const Real* logits, const float* row_max, int N, int valid, int Vl);
 
 // target_logit (N) = logits[n, targets[n] - vocab_start] when this rank holds the target, else 0.
-void cross_entropy_target_logit(float* target_logit, const float* logits, const int32_t* targets, int N, int Vl,
+void cross_entropy_target_logit(float* target_logit, const Real* logits, const int32_t* targets, int N, int Vl,
                                 int vocab_start);
 
 // losses (N) = row_max + log(sum_exp) - target_logit; lse (N) = row_max + log(sum_exp). Returns Σ losses.
@@ -22,12 +24,12 @@ double cross_entropy_finish(float* losses, float* lse, const float* row_max, con
                             const float* target_logit, int N);
 
 // All of the above on one rank: logits (N,Vp) with the first V columns real.
-double cross_entropy_fwd(float* losses, float* lse, const float* logits, const int32_t* targets, int N, int V,
+double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const int32_t* targets, int N, int V,
                          int Vp);
 
 // dlogits (N,Vl) = dloss · (softmax - onehot) on the valid columns, 0 on padding. dlogits may alias
 // logits. dloss is ∂L/∂loss_n, the same for every row (e.g. 1 / tokens in the global batch).
-void cross_entropy_bwd(float* dlogits, const float* logits, const float* lse, const int32_t* targets, float dloss,
+void cross_entropy_bwd(Real* dlogits, const Real* logits, const float* lse, const int32_t* targets, float dloss,
                        int N, int valid, int Vl, int vocab_start = 0);
 
 }  // namespace xp

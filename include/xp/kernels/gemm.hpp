@@ -1,5 +1,5 @@
 #pragma once
-// The one matrix-multiply interface: OpenBLAS sgemm on the host (cuBLASLt on GPU builds later).
+// The host matrix multiply: OpenBLAS sgemm (CPU builds; GPU builds use cuBLASLt, kernels/cuda/cublaslt_gemm).
 // Row-major: C (M,N) = alpha * op(A) (M,K) · op(B) (K,N) + beta * C.
 namespace xp {
 

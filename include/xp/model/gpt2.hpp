@@ -36,41 +36,51 @@ class GPT2 {
   void init_weights(uint64_t seed, double std);
 
   // Where a stage after the first receives its input, the residual stream (B,T,C), before forward.
-  float* input(int slot) { return act(slot, a_.encoded); }
+  Real* input(int slot) { return act(slot, a_.encoded); }
   // Forward of one micro-batch, kept in `slot`. sequences: host array (B, T+1) of token ids (inputs are
   // columns 0..T-1, targets 1..T). Returns the sum of the B·T token losses on the last stage, else 0.
   double forward(int slot, const int32_t* sequences, int B);
   // The residual stream (B,T,C) this stage passes on (not on the last stage).
-  float* output(int slot) { return block_input(slot, layout_.placement().last_layer); }
+  Real* output(int slot) { return block_input(slot, layout_.placement().last_layer); }
 
   // Where a stage before the last receives the gradient of output(slot) before backward. Apart from
   // input_grad(), so a stage may send one while receiving the other.
-  float* output_grad() { return grad_act(g_.doutput); }
+  Real* output_grad() { return grad_act(g_.doutput); }
   // Adds to grads the gradient of dloss · Σ losses of the micro-batch in `slot`.
   void backward(int slot, float dloss);
   // Gradient of input(slot) after backward (not on the first stage); valid until the next backward.
-  float* input_grad() { return grad_act(g_.dresidual); }
+  Real* input_grad() { return grad_act(g_.dresidual); }
 
   void zero_grads();
+
+  // GPU builds compute with a bf16 copy of the fp32 master weights: refresh it after params change (the
+  // optimizer may write it itself: compute_weights_copy()). CPU builds compute with params directly.
+  void refresh_compute_weights();
+  // The bf16 copy (same layout as params), or null where params themselves are used.
+  Real* compute_weights_copy();
 
   FloatBuffer params;  // flat fp32 weights of this rank, laid out by layout() (then padding)
   FloatBuffer grads;   // same layout
 
  private:
-  // Offsets of one micro-batch's activations; per-block tensors are [layers][max_batch·T·width].
+  // Offsets of one micro-batch's activations (Real) and of its fp32 statistics; per-block tensors are
+  // [layers][max_batch·T·width].
   struct ActivationOffsets {
-    int64_t encoded, ln1, ln1_mean, ln1_rstd, qkv, atty, att, residual2, ln2, ln2_mean, ln2_rstd, fch, fch_gelu,
-        residual3, lnf, lnf_mean, lnf_rstd, logits, lse, losses, row_stats, total;
+    int64_t encoded, ln1, qkv, atty, residual2, ln2, fch, fch_gelu, residual3, lnf, logits, total;
+  };
+  struct StatOffsets {
+    int64_t ln1_mean, ln1_rstd, att, ln2_mean, ln2_rstd, lnf_mean, lnf_rstd, lse, losses, row_stats, total;
   };
   // Offsets into grad_acts_ (reused by every block during backward).
   struct GradOffsets {
-    int64_t dresidual, doutput, dC, d3C, d4C, attention_scratch, scratch, total;
+    int64_t dresidual, doutput, dC, d3C, d4C, scratch, total;
   };
-  float* act(int slot, int64_t offset) { return acts_.data() + slot * a_.total + offset; }
-  float* grad_act(int64_t offset) { return grad_acts_.data() + offset; }
-  float* param(int64_t offset) { return params.data() + offset; }
+  Real* act(int slot, int64_t offset) { return acts_.data() + slot * a_.total + offset; }
+  float* stat(int slot, int64_t offset) { return stats_.data() + slot * s_.total + offset; }
+  Real* grad_act(int64_t offset) { return grad_acts_.data() + offset; }
+  const Real* weight(int64_t offset) const { return compute_.data() + offset; }
   float* grad(int64_t offset) { return grads.data() + offset; }
-  float* block_input(int slot, int layer);  // residual stream entering block `layer`
+  Real* block_input(int slot, int layer);  // residual stream entering block `layer`
 
   double loss_fwd(int slot, int N);
 
@@ -81,8 +91,10 @@ class GPT2 {
   int C_local_, heads_local_, vocab_local_, vocab_start_, vocab_valid_;
   std::vector<int> batch_;  // B of each slot's forward
   ActivationOffsets a_;
+  StatOffsets s_;
   GradOffsets g_;
-  FloatBuffer acts_, grad_acts_;
+  RealBuffer acts_, grad_acts_, compute_;  // compute_ aliases params on CPU builds
+  FloatBuffer stats_, attention_scratch_;
   TokenBuffer inputs_, targets_;            // [slots][max_batch·T]
   HostTokenBuffer host_inputs_, host_targets_;
 };

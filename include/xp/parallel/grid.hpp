@@ -38,10 +38,13 @@ class ParallelGrid {
   MPI_Comm dp_comm() const { return dp_comm_; }
   MPI_Comm tp_comm() const { return tp_comm_; }
   MPI_Comm pp_comm() const { return pp_comm_; }
-  // Device collectives for each group (MPI backend here; NCCL in CUDA builds with one GPU per rank).
+  // Device collectives for each group: NCCL in CUDA builds where every rank has its own GPU, else MPI
+  // (host-staged on GPU builds).
   Communicator& dp() const { return *dp_; }
   Communicator& tp() const { return *tp_; }
   Communicator& pp() const { return *pp_; }
+  // The dp group over MPI, for host buffers (checkpoint gathers), whichever backend dp() uses.
+  Communicator& dp_host() const { return *dp_host_; }
   // First and last pipeline stage of one (dp, tp) position, which both hold the tied token embedding;
   // null on other stages and when pp = 1.
   Communicator* embedding() const { return embedding_.get(); }
@@ -55,7 +58,8 @@ class ParallelGrid {
   int world_rank_ = 0, dp_rank_ = 0, tp_rank_ = 0, pp_rank_ = 0;
   MPI_Comm dp_comm_ = MPI_COMM_NULL, tp_comm_ = MPI_COMM_NULL, pp_comm_ = MPI_COMM_NULL;
   MPI_Comm embedding_comm_ = MPI_COMM_NULL;
-  std::unique_ptr<Communicator> dp_, tp_, pp_, embedding_;
+  bool nccl_ = false;  // device collectives over NCCL (CUDA builds, one GPU per rank)
+  std::unique_ptr<Communicator> dp_, tp_, pp_, embedding_, dp_host_;
 };
 
 }  // namespace xp

@@ -34,6 +34,7 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include "xp/core/cuda_check.hpp"
 #include "xp/core/error.hpp"
 #include "xp/parallel/comm.hpp"
 
@@ -61,14 +62,3 @@ bool nccl_usable(MPI_Comm world);
     ncclResult_t xp_nccl_rc_ = (call);                                           \
     if (xp_nccl_rc_ != ncclSuccess) ::xp::nccl_fatal(__FILE__, __LINE__, #call, xp_nccl_rc_); \
   } while (0)
-
-// Guarded: a later CUDA header of the project may define the same check.
-#ifndef XP_CUDA_CHECK
-#define XP_CUDA_CHECK(call)                                                                            \
-  do {                                                                                                 \
-    cudaError_t xp_cuda_rc_ = (call);                                                                  \
-    if (xp_cuda_rc_ != cudaSuccess)                                                                    \
-      ::xp::fatal(__FILE__, __LINE__,                                                                  \
-                  std::string(#call) + ": " + cudaGetErrorName(xp_cuda_rc_) + ": " + cudaGetErrorString(xp_cuda_rc_)); \
-  } while (0)
-#endif

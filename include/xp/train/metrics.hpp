@@ -26,6 +26,7 @@ struct StepRecord {
   double grad_norm = 0.0;
   double ms = 0.0;
   double val_loss = -1.0;  // < 0: no evaluation at this step
+  double device_memory_gib = -1.0;  // GPU memory the run has used so far (peak), < 0 on CPU builds
 };
 
 class MetricsLog {

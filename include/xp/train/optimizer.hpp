@@ -15,8 +15,9 @@ class AdamW {
   AdamW(const ParameterLayout& layout, const TrainConfig& train, int64_t begin, int64_t end);
 
   // One update of params[begin, end) from grads (end - begin values, for that range), multiplied by
-  // grad_scale (clipping) on the fly.
-  void step(float* params, const float* grads, double lr, double grad_scale);
+  // grad_scale (clipping) on the fly; one launch for every tensor of the range. compute (the whole
+  // buffer's Real copy, or null) receives the updated weights of the range.
+  void step(float* params, const float* grads, double lr, double grad_scale, Real* compute = nullptr);
   int64_t steps_taken() const { return steps_taken_; }
   void set_steps_taken(int64_t steps) { steps_taken_ = steps; }  // when resuming
   int64_t begin() const { return begin_; }
@@ -30,6 +31,8 @@ class AdamW {
     bool decay;
   };
   std::vector<Segment> segments_;  // runs of adjacent tensors with the same decay flag
+  Kokkos::View<int64_t*> segment_ends_;  // device copies of segments_: end offsets and decay flags
+  Kokkos::View<int8_t*> segment_decay_;
   TrainConfig train_;
   int64_t begin_, end_;
   int64_t steps_taken_ = 0;

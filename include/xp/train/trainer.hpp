@@ -24,6 +24,7 @@ struct StepResult {
   double grad_norm = 0.0;  // global, before clipping
   double lr = 0.0;
   double ms = 0.0;
+  std::size_t device_memory = 0;  // bytes in use on the GPU after the step (0 on CPU builds)
 };
 
 class Trainer {
@@ -64,6 +65,7 @@ class Trainer {
   std::vector<int32_t> sequences_;  // host rows (batch_size, T+1)
   FloatBuffer shard_grads_;         // ZeRO-1: this rank's slice of the dp-summed gradients
   int64_t shard_ = 0;               // ZeRO-1 slice length (flat buffers are padded to dp · shard_)
+  std::size_t device_memory_at_start_ = 0, peak_device_memory_ = 0;  // GPU bytes in use (whole device)
   int64_t steps_done_ = 0;
   int64_t last_checkpoint_ = -1;  // step of the newest checkpoint this run wrote or resumed from
   bool stopped_by_signal_ = false;

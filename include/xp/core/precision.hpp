@@ -1,0 +1,57 @@
+#pragma once
+// Storage type of activations and of the compute copy of the weights: bf16 on GPU builds (with fp32
+// master weights, gradients, optimizer state and fp32 accumulation everywhere), fp32 on the CPU path.
+// Kernels load with to_float() and store with to_real(); on the CPU path both are the identity.
+// XP_EMULATE_BF16 makes a CPU build whose Real is a software bf16, so the GPU build's mixed precision
+// runs and is tested where no GPU is.
+#include <Kokkos_Core.hpp>
+
+#if defined(XP_ENABLE_CUDA)
+#include <cuda_bf16.h>
+#elif defined(XP_EMULATE_BF16)
+#include <cstdint>
+#include <cstring>
+#endif
+
+namespace xp {
+
+#if defined(XP_ENABLE_CUDA)
+using Real = __nv_bfloat16;
+constexpr bool real_is_float = false;
+KOKKOS_INLINE_FUNCTION float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+#elif defined(XP_EMULATE_BF16)
+// The 16 bits of a bf16 (the high half of an fp32), laid out like __nv_bfloat16. No arithmetic and no
+// implicit conversions: every load and store must go through to_float / to_real, as on the GPU.
+struct Bf16 {
+  std::uint16_t bits;
+
+  Bf16() = default;  // trivial, so Views value-initialise it to +0 and it copies as bytes
+  // Round to nearest even; NaN stays a (quiet) NaN of the same sign, overflow becomes ±inf.
+  KOKKOS_INLINE_FUNCTION explicit Bf16(float x) {
+    std::uint32_t wide;
+    std::memcpy(&wide, &x, sizeof wide);
+    if ((wide & 0x7fffffffu) > 0x7f800000u)
+      bits = static_cast<std::uint16_t>((wide >> 16) | 0x0040u);
+    else
+      bits = static_cast<std::uint16_t>((wide + 0x7fffu + ((wide >> 16) & 1u)) >> 16);
+  }
+};
+using Real = Bf16;
+constexpr bool real_is_float = false;
+KOKKOS_INLINE_FUNCTION float to_float(Bf16 x) {
+  const std::uint32_t wide = std::uint32_t{x.bits} << 16;
+  float value;
+  std::memcpy(&value, &wide, sizeof value);
+  return value;
+}
+#else
+using Real = float;
+constexpr bool real_is_float = true;
+#endif
+
+KOKKOS_INLINE_FUNCTION float to_float(float x) { return x; }
+KOKKOS_INLINE_FUNCTION Real to_real(float x) { return Real(x); }
+
+using RealBuffer = Kokkos::View<Real*>;
+
+}  // namespace xp

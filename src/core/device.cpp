@@ -1,0 +1,84 @@
+#include "xp/core/device.hpp"
+
+#include <cstring>
+#include <string>
+
+#include "xp/core/error.hpp"
+
+#if defined(XP_ENABLE_CUDA)
+#include <Kokkos_Core.hpp>
+#include <cuda_runtime.h>
+
+#include "xp/core/cuda_check.hpp"
+#endif
+
+namespace xp {
+
+#if defined(XP_ENABLE_CUDA)
+
+int select_device(MPI_Comm world) {
+  MPI_Comm host = MPI_COMM_NULL;
+  XP_MPI_CHECK(MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host));
+  int local_rank = 0;
+  XP_MPI_CHECK(MPI_Comm_rank(host, &local_rank));
+  XP_MPI_CHECK(MPI_Comm_free(&host));
+  int devices = 0;
+  const cudaError_t rc = cudaGetDeviceCount(&devices);
+  XP_REQUIRE(rc == cudaSuccess && devices > 0,
+             std::string("this is a CUDA build of xp_train but no GPU is visible: ") + cudaGetErrorString(rc));
+  const int device = local_rank % devices;
+  XP_CUDA_CHECK(cudaSetDevice(device));
+  return device;
+}
+
+void* device_stream() { return static_cast<void*>(Kokkos::DefaultExecutionSpace().cuda_stream()); }
+
+bool is_device_pointer(const void* pointer) {
+  cudaPointerAttributes attributes;
+  if (cudaPointerGetAttributes(&attributes, pointer) != cudaSuccess) {
+    cudaGetLastError();  // an unregistered host pointer is an answer, not an error
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeDevice;
+}
+
+void copy_to_host(void* host, const void* device, std::size_t bytes) {
+  auto stream = static_cast<cudaStream_t>(device_stream());
+  XP_CUDA_CHECK(cudaMemcpyAsync(host, device, bytes, cudaMemcpyDeviceToHost, stream));
+  XP_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void copy_to_device(void* device, const void* host, std::size_t bytes) {
+  auto stream = static_cast<cudaStream_t>(device_stream());
+  XP_CUDA_CHECK(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, stream));
+  XP_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+std::size_t device_memory_used() {
+  std::size_t free = 0, total = 0;
+  XP_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return total - free;
+}
+
+double detect_gpu_memory(int ranks_on_host) {
+  std::size_t free = 0, total = 0;
+  XP_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  int devices = 1;
+  XP_CUDA_CHECK(cudaGetDeviceCount(&devices));
+  const int sharing = (ranks_on_host + devices - 1) / devices;
+  return double(total) / (sharing > 0 ? sharing : 1);
+}
+
+#else
+
+int select_device(MPI_Comm) { return -1; }
+void* device_stream() { return nullptr; }
+bool is_device_pointer(const void*) { return false; }
+void copy_to_host(void* host, const void* device, std::size_t bytes) { std::memcpy(host, device, bytes); }
+void copy_to_device(void* device, const void* host, std::size_t bytes) { std::memcpy(device, host, bytes); }
+std::size_t device_memory_used() { return 0; }
+double detect_gpu_memory(int) { return 0.0; }
+
+#endif
+
+}  // namespace xp
