@@ -13,15 +13,16 @@
 #include <string>
 #include <vector>
 
-#include <toml++/toml.h>
 
 #include "xp/core/error.hpp"
 #include "xp/io/checkpoint.hpp"
+#include "xp/config/deck.hpp"
 #include "xp/io/checkpoint_inspect.hpp"
 #include "xp/model/layout.hpp"
 
 namespace fs = std::filesystem;
 using xp::CheckpointIndex;
+using xp::config_summary;
 using xp::IndexTensor;
 using xp::InputError;
 using xp::Moment;
@@ -88,23 +89,6 @@ int list(const std::string& run_dir) {
                 entry.dir.c_str(), note.c_str());
   }
   return 0;
-}
-
-// The training settings worth seeing at a glance, from the config the run resolved.
-std::string config_summary(const std::string& toml_text) {
-  const toml::table config = toml::parse(toml_text);
-  const char* keys[][2] = {{"train", "steps"},          {"train", "batch_size"}, {"train", "grad_accum_steps"},
-                           {"train", "lr"},             {"train", "min_lr"},     {"train", "warmup_steps"},
-                           {"train", "weight_decay"},   {"data", "train_data"}};
-  std::ostringstream summary;
-  for (const auto& [section, key] : keys) {
-    const auto value = config[section][key];
-    if (!value) continue;
-    summary << (summary.tellp() > 0 ? ", " : "") << key << " ";
-    if (value.is_floating_point()) summary << *value.value<double>();  // 0.003, not 0.0030000000000000001
-    else summary << value;
-  }
-  return summary.str();
 }
 
 int info(const std::string& dir) {

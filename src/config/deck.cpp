@@ -227,4 +227,20 @@ std::string describe_keys() {
   return out;
 }
 
+std::string config_summary(const std::string& toml_text) {
+  const toml::table config = toml::parse(toml_text);
+  const char* keys[][2] = {{"train", "steps"},          {"train", "batch_size"}, {"train", "grad_accum_steps"},
+                           {"train", "lr"},             {"train", "min_lr"},     {"train", "warmup_steps"},
+                           {"train", "weight_decay"},   {"data", "train_data"}};
+  std::ostringstream summary;
+  for (const auto& [section, key] : keys) {
+    const auto value = config[section][key];
+    if (!value) continue;
+    summary << (summary.tellp() > 0 ? ", " : "") << key << " ";
+    if (value.is_floating_point()) summary << *value.value<double>();  // 0.003, not 0.0030000000000000001
+    else summary << value;
+  }
+  return summary.str();
+}
+
 }  // namespace xp

@@ -4,29 +4,40 @@
 #include "xp/core/types.hpp"
 
 namespace xp {
+namespace {
+
+// The team's row reductions over the first `valid` logits: the largest, and Σ exp(logit - max).
+KOKKOS_INLINE_FUNCTION float team_row_max(const RowMember& team, const Real* row, int valid) {
+  float max_logit = -3.0e38f;
+  Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, valid), [&](int v, float& part) {
+    const float logit = to_float(row[v]);
+    part = logit > part ? logit : part;
+  }, Kokkos::Max<float>(max_logit));
+  return valid > 0 ? max_logit : -3.0e38f;
+}
+
+KOKKOS_INLINE_FUNCTION float team_row_sum_exp(const RowMember& team, const Real* row, int valid, float max_logit) {
+  float sum = 0.0f;
+  Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, valid), [&](int v, float& part) {
+    part += math::exp(to_float(row[v]) - max_logit);
+  }, sum);
+  return sum;
+}
+
+}  // namespace
 
 void cross_entropy_row_max(float* row_max, const Real* logits, int N, int valid, int Vl) {
   Kokkos::parallel_for("xp::cross_entropy_row_max", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
     const int64_t n = team.league_rank();
-    const Real* row = logits + n * Vl;
-    float max_logit = -3.0e38f;
-    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, valid), [&](int v, float& part) {
-      const float logit = to_float(row[v]);
-      part = logit > part ? logit : part;
-    }, Kokkos::Max<float>(max_logit));
-    Kokkos::single(Kokkos::PerTeam(team), [&]() { row_max[n] = valid > 0 ? max_logit : -3.0e38f; });
+    const float max_logit = team_row_max(team, logits + n * Vl, valid);
+    Kokkos::single(Kokkos::PerTeam(team), [&]() { row_max[n] = max_logit; });
   });
 }
 
 void cross_entropy_sum_exp(float* sum_exp, const Real* logits, const float* row_max, int N, int valid, int Vl) {
   Kokkos::parallel_for("xp::cross_entropy_sum_exp", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
     const int64_t n = team.league_rank();
-    const Real* row = logits + n * Vl;
-    const float max_logit = row_max[n];
-    float sum = 0.0f;
-    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, valid), [&](int v, float& part) {
-      part += math::exp(to_float(row[v]) - max_logit);
-    }, sum);
+    const float sum = team_row_sum_exp(team, logits + n * Vl, valid, row_max[n]);
     Kokkos::single(Kokkos::PerTeam(team), [&]() { sum_exp[n] = sum; });
   });
 }
@@ -53,14 +64,22 @@ double cross_entropy_finish(float* losses, float* lse, const float* row_max, con
 
 double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const int32_t* targets, int N, int V,
                          int Vp) {
-  FloatBuffer scratch("xp::cross_entropy_scratch", 3 * int64_t{N});
-  float* row_max = scratch.data();
-  float* sum_exp = row_max + N;
-  float* target_logit = sum_exp + N;
-  cross_entropy_row_max(row_max, logits, N, V, Vp);
-  cross_entropy_sum_exp(sum_exp, logits, row_max, N, V, Vp);
-  cross_entropy_target_logit(target_logit, logits, targets, N, Vp, 0);
-  return cross_entropy_finish(losses, lse, row_max, sum_exp, target_logit, N);
+  // One kernel, one team per row: the max pass reads the row from memory, the Σ exp pass again (from the
+  // cache on a GPU), then the loss; the host waits once, for the sum.
+  double total = 0.0;
+  Kokkos::parallel_reduce("xp::cross_entropy_fwd", row_policy(N), KOKKOS_LAMBDA(const RowMember& team, double& sum) {
+    const int64_t n = team.league_rank();
+    const Real* row = logits + n * Vp;
+    const float max_logit = team_row_max(team, row, V);
+    const float sum_exp = team_row_sum_exp(team, row, V, max_logit);
+    Kokkos::single(Kokkos::PerTeam(team), [&]() {
+      const float log_sum = max_logit + math::log(sum_exp);
+      lse[n] = log_sum;
+      losses[n] = log_sum - to_float(row[targets[n]]);
+      sum += losses[n];
+    });
+  }, total);
+  return total;
 }
 
 void cross_entropy_bwd(Real* dlogits, const Real* logits, const float* lse, const int32_t* targets, float dloss,

@@ -57,7 +57,7 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
   total = 0;
   s_.ln1_mean = take(L * N);
   s_.ln1_rstd = take(L * N);
-  s_.att = take(L * attention_stats_size(max_batch, model.seq_len, heads_local_));
+  s_.att = take(L * attention_stats_size(max_batch, model.seq_len, C_local_, heads_local_));
   s_.ln2_mean = take(L * N);
   s_.ln2_rstd = take(L * N);
   s_.lnf_mean = take(head ? N : 0);
@@ -78,7 +78,7 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
 
   params = FloatBuffer("xp::params", std::max(buffer_size, layout_.total()));
   grads = FloatBuffer("xp::grads", std::max(buffer_size, layout_.total()));
-#if defined(XP_ENABLE_CUDA)
+#if defined(XP_ENABLE_CUDA) || defined(XP_EMULATE_BF16)
   compute_ = RealBuffer("xp::compute_weights", layout_.total());
 #else
   compute_ = params;
@@ -95,13 +95,13 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
 }
 
 void GPT2::refresh_compute_weights() {
-#if defined(XP_ENABLE_CUDA)
+#if defined(XP_ENABLE_CUDA) || defined(XP_EMULATE_BF16)
   convert_to_real(compute_.data(), params.data(), layout_.total());
 #endif
 }
 
 Real* GPT2::compute_weights_copy() {
-#if defined(XP_ENABLE_CUDA)
+#if defined(XP_ENABLE_CUDA) || defined(XP_EMULATE_BF16)
   return compute_.data();
 #else
   return nullptr;
@@ -158,7 +158,7 @@ double GPT2::forward(int slot, const int32_t* sequences, int B) {
     vocab_parallel_embedding_fwd(input(slot), inputs_.data() + slot * maxN, weight(layout_.wte()),
                                  weight(layout_.wpe()), B, T, C, vocab_start_, vocab_local_, tp_);
   }
-  const int64_t att_size = attention_stats_size(max_batch_, T, NH);
+  const int64_t att_size = attention_stats_size(max_batch_, T, CL, NH);
   Real* scratch = grad_act(g_.scratch);
   for (int l = place.first_layer; l < place.last_layer; ++l) {
     const BlockOffsets& w = layout_.block(l);
@@ -205,7 +205,7 @@ void GPT2::backward(int slot, float dloss) {
   const int B = batch_[slot], T = model_.seq_len, C = model_.n_embd, CL = C_local_, NH = heads_local_;
   const int N = B * T;
   const int64_t maxN = int64_t{max_batch_} * T, NC = int64_t{N} * C;
-  const int64_t att_size = attention_stats_size(max_batch_, T, NH);
+  const int64_t att_size = attention_stats_size(max_batch_, T, CL, NH);
   Real* dresidual = grad_act(g_.dresidual);
   Real* dC = grad_act(g_.dC);
   Real* d3C = grad_act(g_.d3C);

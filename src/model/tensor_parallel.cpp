@@ -40,6 +40,7 @@ void vocab_parallel_embedding_fwd(Real* out, const int32_t* tokens, const Real* 
 double vocab_parallel_cross_entropy_fwd(float* losses, float* lse, float* stats, const Real* logits,
                                         const int32_t* targets, int N, int valid, int Vl, int vocab_start,
                                         Communicator& tp) {
+  if (tp.size() == 1) return cross_entropy_fwd(losses, lse, logits, targets, N, valid, Vl);
   float* row_max = stats;
   float* sum_exp = stats + N;
   float* target_logit = stats + 2 * N;  // adjacent to sum_exp: one reduction for both

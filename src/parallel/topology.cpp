@@ -69,17 +69,23 @@ std::vector<StageMemory> stage_memory(const Config& config, const Layout& layout
   const double B = config.train.batch_size, T = model.seq_len, C = model.n_embd, NH = model.n_head;
   const double Vp = model.padded_vocab(), tp = layout.tp, N = B * T, NC = N * C;
   const double activation_bytes = gpu ? 2.0 : 4.0;
+  // fp32 statistics in activation units: two per float on GPU (bf16 activations), one on CPU.
+  const double stat = gpu ? 2.0 : 1.0;
+  // On GPU, head sizes 64 and 128 take the fused attention kernel (one fp32 log-sum-exp per query and
+  // head, and an fp32 dq accumulator in backward); otherwise attention keeps its probabilities (NH·T
+  // per token), and on GPU accumulates dqkv (3C per token) in fp32.
+  const int hs = model.n_embd / model.n_head;
+  const bool fused = gpu && (hs == 64 || hs == 128);
+  const double attention_saved = stat * (fused ? B * NH * T : B * NH * T * T);
+  const double attention_scratch = stat * (fused ? NC + B * NH * T : B * NH * T + (gpu ? 3 * NC : 0.0));
   // Saved for backward by GPT2::forward, per micro-batch: per block ln1, residual2, ln2, residual3
   // (C each) and four LayerNorm statistics, plus the tp-split qkv (3C), atty (C), fch and fch_gelu
-  // (4C each) and attention probabilities (NH·T per token; on GPU the fused kernel keeps one fp32
-  // log-sum-exp per head instead); the stage input; on the last stage lnf, its statistics, the logits
-  // (Vp/tp per token), lse and losses. Statistics are counted in activation units.
-  const double attention_saved = gpu ? 2 * B * NH * T : B * NH * T * T;
-  const double per_layer = 4 * NC + 4 * N + (12 * NC + attention_saved) / tp;
-  const double head = NC + 4 * N + N * Vp / tp;
-  // Once per stage: the forward scratch, dresidual and dC (C), d3C and d4C (tp-split), attention scratch
-  // (GPU: the fp32 dq accumulator of the fused backward).
-  const double working = 3 * NC + 7 * NC / tp + (gpu ? 2 * NC + 2 * B * NH * T : B * NH * T) / tp;
+  // (4C each) and what attention keeps; the stage input; on the last stage lnf, the logits (Vp/tp per
+  // token) and four statistics (lnf's two, lse, losses).
+  const double per_layer = 4 * NC + 4 * N * stat + (12 * NC + attention_saved) / tp;
+  const double head = NC + 4 * N * stat + N * Vp / tp;
+  // Once per stage: the forward scratch, dresidual and dC (C), d3C and d4C (tp-split), attention scratch.
+  const double working = 3 * NC + (7 * NC + attention_scratch) / tp;
 
   std::vector<StageMemory> stages;
   for (size_t s = 0; s < ranges.size(); ++s) {

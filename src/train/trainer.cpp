@@ -254,13 +254,18 @@ double Trainer::grad_norm_squared_part() {
   const float* grads = zero ? shard_grads_.data() : model_->grads.data();
   const int64_t base = zero ? begin : 0;
   const ParameterLayout& layout = model_->layout();
-  double sum = 0.0;
+  // Adjacent counted tensors form one range: one reduction (one wait for the GPU) per range.
+  std::vector<std::pair<int64_t, int64_t>> ranges;
   for (const TensorInfo& tensor : layout.tensors()) {
     if (tensor.split == Split::Replicated && grid_->tp_rank() != 0) continue;
     if (tensor.name == "wte.weight" && !layout.placement().has_embedding) continue;
     const int64_t first = std::max(begin, tensor.offset), last = std::min(end, tensor.offset + tensor.size);
-    if (first < last) sum += sum_squares(grads + (first - base), last - first);
+    if (first >= last) continue;
+    if (!ranges.empty() && ranges.back().second == first) ranges.back().second = last;
+    else ranges.emplace_back(first, last);
   }
+  double sum = 0.0;
+  for (const auto& [first, last] : ranges) sum += sum_squares(grads + (first - base), last - first);
   return sum;
 }
 

@@ -48,7 +48,9 @@ grep -Eq 'wte\.weight +256 x 128 +vocab' <<<"$info" || fail "info lacks the padd
 echo "== diff: tp=2 and pp=2 agree; a run against itself is exact; steps 2 and 4 differ"
 report=$("$xp_ckpt" diff "$tp2/step_000004" "$pp2/step_000004")
 tail -n 3 <<<"$report"
-below "$(max_abs "$report")" 1e-4 || fail "tp=2 and pp=2 checkpoints differ by $(max_abs "$report")"
+# fp32: 1e-4; bf16 builds (XP_CKPT_DIFF_TOLERANCE): tp rounds its partial sums to bf16 before the all-reduce.
+limit=${XP_CKPT_DIFF_TOLERANCE:-1e-4}
+below "$(max_abs "$report")" "$limit" || fail "tp=2 and pp=2 checkpoints differ by $(max_abs "$report") (> $limit)"
 report=$("$xp_ckpt" diff "$tp2/step_000004" "$tp2/step_000004")
 [[ $(max_abs "$report") == 0.000e+00 ]] || fail "a checkpoint differs from itself"
 report=$("$xp_ckpt" diff "$tp2/step_000002" "$tp2/step_000004")

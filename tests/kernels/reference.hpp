@@ -1,6 +1,9 @@
 #pragma once
 // Helpers shared by the kernel tests: seeded data, host/device copies, float64 finite differences and
-// the error measure. Kernels see fp32 device buffers; references recompute in float64 on the host.
+// the error measure. Kernels see device buffers of their own element types (Real activations, fp32
+// statistics and gradients); references recompute in float64 on the host. Where Real is bf16
+// (XP_EMULATE_BF16) inputs are rounded to Real before both see them, so a tolerance measures the kernel,
+// not the rounding of its inputs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -27,6 +30,13 @@ constexpr double forward_tolerance = 1e-5;
 constexpr double backward_tolerance = 1e-4;
 constexpr double finite_difference_step = 1e-6;
 
+// bf16 builds: a Real output rounded once from fp32 (8 significant bits, to nearest) is within 2^-8 =
+// 3.9e-3 of it relative to itself, so of the largest value; 5e-3 adds fp32 noise. A bug is still O(1).
+constexpr double bf16_rounded_once_tolerance = 5e-3;
+
+// `fp32` where Real is float, `bf16` otherwise; each test says why its bf16 value fits.
+constexpr double real_tolerance(double fp32, double bf16) { return real_is_float ? fp32 : bf16; }
+
 // Marks outputs the kernel must overwrite: any read of the old value turns the result into NaN.
 constexpr float garbage = std::numeric_limits<float>::quiet_NaN();
 
@@ -38,6 +48,17 @@ inline Floats random_floats(size_t n, uint32_t seed, double lo = -1.0, double hi
   return values;
 }
 
+// `values` as Real holds them: unchanged where Real is float, rounded to bf16 otherwise.
+inline Floats rounded_to_real(Floats values) {
+  for (float& value : values) value = to_float(to_real(value));
+  return values;
+}
+
+// random_floats, exactly representable as Real (inputs of kernels that read Real).
+inline Floats random_reals(size_t n, uint32_t seed, double lo = -1.0, double hi = 1.0) {
+  return rounded_to_real(random_floats(n, seed, lo, hi));
+}
+
 inline Doubles widen(const Floats& values) { return Doubles(values.begin(), values.end()); }
 
 // What an accumulating kernel added to a buffer that held `before`.
@@ -47,23 +68,28 @@ inline Doubles added(const Floats& after, const Floats& before) {
   return delta;
 }
 
-// A device buffer labelled `label` holding a copy of `host`.
+// A device buffer labelled `label` holding a copy of `host`, converted to its element type.
 template <typename Buffer, typename Host>
 Buffer copy_to_device(const Host& host, const std::string& label) {
   Buffer device(label, host.size());
   auto mirror = Kokkos::create_mirror_view(device);
-  for (size_t i = 0; i < host.size(); ++i) mirror(i) = host[i];
+  for (size_t i = 0; i < host.size(); ++i) mirror(i) = typename Buffer::value_type(host[i]);
   Kokkos::deep_copy(device, mirror);
   return device;
 }
 
 inline FloatBuffer to_device(const Floats& host) { return copy_to_device<FloatBuffer>(host, "test::floats"); }
 inline TokenBuffer to_device(const Tokens& host) { return copy_to_device<TokenBuffer>(host, "test::tokens"); }
+// Activations and weights as kernels read them (rounded to Real where Real is bf16; NaN stays NaN).
+inline RealBuffer to_device_real(const Floats& host) { return copy_to_device<RealBuffer>(host, "test::reals"); }
 
-inline Floats to_host(const FloatBuffer& device) {
-  auto mirror = Kokkos::create_mirror_view(device);
-  Kokkos::deep_copy(mirror, device);
-  return Floats(mirror.data(), mirror.data() + mirror.extent(0));
+// A device buffer of float or Real, widened to floats.
+template <typename T>
+Floats to_host(const Kokkos::View<T*>& device) {
+  auto mirror = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), device);
+  Floats host(mirror.extent(0));
+  for (size_t i = 0; i < host.size(); ++i) host[i] = to_float(mirror(i));
+  return host;
 }
 
 // max |actual - expected| / max |expected|; infinite when sizes differ or anything is not finite.

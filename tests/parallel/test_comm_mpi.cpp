@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "xp/core/precision.hpp"
 #include "xp/parallel/comm.hpp"
 
 namespace xp::test {
@@ -52,6 +53,17 @@ TEST(MpiCommunicator, Bf16SumIsReducedInFp32) {
     bits += 0x7fffu + ((bits >> 16) & 1u);
     EXPECT_EQ(bf16_value(data[i]), bf16_value(static_cast<std::uint16_t>(bits >> 16))) << "element " << i;
   }
+}
+
+// Real activations go through the typed front as their own DataType (fp32, or bf16 where Real is bf16);
+// the values are exact in bf16, so every build expects the same sums.
+TEST(MpiCommunicator, RealSumThroughTheTypedFront) {
+  auto comm = make_mpi_communicator(MPI_COMM_WORLD);
+  const int rank = comm->rank(), size = comm->size();
+  std::vector<Real> data = {to_real(256.0f), to_real(rank == 0 ? 1.0f : 0.5f), to_real(-3.0f * rank)};
+  comm->all_reduce_sum(data.data(), data.size());
+  const float exact[3] = {256.0f * size, 1.0f + 0.5f * (size - 1), -3.0f * size * (size - 1) / 2.0f};
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(to_float(data[i]), exact[i]) << "element " << i;
 }
 
 TEST(MpiCommunicator, SendRecvBytesRingShift) {

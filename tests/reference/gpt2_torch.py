@@ -11,7 +11,9 @@ import os
 import sys
 
 SKIP = 77
-TOL = 1e-5
+# fp32 builds: 1e-5. bf16 builds (GPU, emulated) set XP_REFERENCE_TOLERANCE: bf16 activations put the
+# loss near 1e-4 and gradients near 1e-2 from the float64 reference.
+TOL = float(os.environ.get("XP_REFERENCE_TOLERANCE", "1e-5"))
 
 
 def attr(f, key):

@@ -12,6 +12,10 @@
 namespace {
 
 constexpr int global_batch = 8;
+// Replicas compute the same activations; only fp32 gradient sums and the BLAS blocking of a smaller
+// batch differ. Where Real is bf16 that flips a few roundings, which 20 steps grow to ~2e-4 of the loss
+// (measured at 2-8 ranks).
+constexpr double tolerance = xp::real_is_float ? 1e-6 : 2e-3;
 
 using xp::test::world_rank;
 using xp::test::world_size;
@@ -33,7 +37,7 @@ std::vector<double> single_process_losses(int batch_size, int accum, const std::
   return trainer.run();
 }
 
-void expect_close(const std::vector<double>& got, const std::vector<double>& want, double tolerance) {
+void expect_close(const std::vector<double>& got, const std::vector<double>& want) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i)
     EXPECT_LE(std::abs(got[i] - want[i]), tolerance * std::abs(want[i])) << "step " << i + 1;
@@ -51,7 +55,7 @@ TEST(DataParallel, ReplicasMatchOneProcessWithTheWholeBatch) {
   const std::vector<double> distributed = trainer.run();
 
   const std::vector<double> whole_batch = single_process_losses(global_batch, 1, "whole");
-  expect_close(distributed, whole_batch, 1e-6);
+  expect_close(distributed, whole_batch);
   // The loss must actually move, or equality would prove nothing.
   EXPECT_LT(distributed.back(), distributed.front() - 0.2);
 }
@@ -65,7 +69,7 @@ TEST(DataParallel, ReplicasMatchGradientAccumulation) {
   xp::Trainer trainer(config, MPI_COMM_WORLD);
   const std::vector<double> distributed = trainer.run();
   const std::vector<double> accumulated = single_process_losses(global_batch / ranks, ranks, "accum");
-  expect_close(distributed, accumulated, 1e-6);
+  expect_close(distributed, accumulated);
 }
 
 TEST(DataParallel, SameSeedGivesBitIdenticalLosses) {

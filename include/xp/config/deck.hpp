@@ -50,4 +50,8 @@ std::string describe_keys();
 // The known key nearest to `name` by edit distance ("" when none is close).
 std::string closest_key(const std::string& name);
 
+// The training settings worth seeing at a glance ("steps 200, batch_size 4, ..."), from a resolved
+// configuration in TOML (config_to_toml); throws on text that does not parse.
+std::string config_summary(const std::string& toml_text);
+
 }  // namespace xp

@@ -1,7 +1,8 @@
 #pragma once
-// Causal multi-head self-attention. CPU builds: a Kokkos kernel that keeps the softmax probabilities
-// (B,NH,T,T). GPU builds: a fused flash-style CUDA kernel (src/kernels/cuda/flash_attention.cu) that
-// keeps only the log-sum-exp of each query row (B,NH,T) and recomputes the rest in backward.
+// Causal multi-head self-attention. GPU builds with head size 64 or 128: a fused flash-style CUDA kernel
+// (src/kernels/cuda/flash_attention.cu) that keeps only the log-sum-exp of each query row (B,NH,T) and
+// recomputes the rest in backward. Otherwise (every CPU build; other head sizes on GPU): a Kokkos
+// kernel that keeps the softmax probabilities (B,NH,T,T).
 #include <cstdint>
 
 #include "xp/core/precision.hpp"
@@ -9,7 +10,7 @@
 namespace xp {
 
 // Floats of `stats` that attention_fwd keeps per micro-batch for backward.
-int64_t attention_stats_size(int B, int T, int NH);
+int64_t attention_stats_size(int B, int T, int C, int NH);
 // Floats of scratch attention_bwd needs.
 int64_t attention_scratch_size(int B, int T, int C, int NH);
 

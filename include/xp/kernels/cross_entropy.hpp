@@ -23,7 +23,7 @@ void cross_entropy_target_logit(float* target_logit, const Real* logits, const i
 double cross_entropy_finish(float* losses, float* lse, const float* row_max, const float* sum_exp,
                             const float* target_logit, int N);
 
-// All of the above on one rank: logits (N,Vp) with the first V columns real.
+// All of the above on one rank, in one kernel: logits (N,Vp) with the first V columns real.
 double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const int32_t* targets, int N, int V,
                          int Vp);
 

@@ -53,8 +53,9 @@ class GPT2 {
 
   void zero_grads();
 
-  // GPU builds compute with a bf16 copy of the fp32 master weights: refresh it after params change (the
-  // optimizer may write it itself: compute_weights_copy()). CPU builds compute with params directly.
+  // bf16 builds (GPU, emulated) compute with a bf16 copy of the fp32 master weights: refresh it after
+  // params change (the optimizer may write it itself: compute_weights_copy()). fp32 builds compute with
+  // params directly.
   void refresh_compute_weights();
   // The bf16 copy (same layout as params), or null where params themselves are used.
   Real* compute_weights_copy();
@@ -93,7 +94,7 @@ class GPT2 {
   ActivationOffsets a_;
   StatOffsets s_;
   GradOffsets g_;
-  RealBuffer acts_, grad_acts_, compute_;  // compute_ aliases params on CPU builds
+  RealBuffer acts_, grad_acts_, compute_;  // compute_ aliases params in fp32 builds
   FloatBuffer stats_, attention_scratch_;
   TokenBuffer inputs_, targets_;            // [slots][max_batch·T]
   HostTokenBuffer host_inputs_, host_targets_;
