@@ -61,7 +61,7 @@ step gemm_check bash -c "g++ -std=c++17 -O2 -Isrc/kernels/cuda -I/usr/local/cuda
   tools/cublaslt_gemm_check.cpp src/kernels/cuda/cublaslt_gemm.cpp -o /tmp/xp_gemm_check $mpi_link \
   -L/usr/local/cuda/lib64 -lcublasLt -lcudart && /tmp/xp_gemm_check"
 step attention_check bash -c "nvcc -std=c++17 -O3 -arch=sm_90 tools/flash_attention_check.cu \
-  src/kernels/cuda/flash_attention.cu -o /tmp/xp_attention_check $mpi_compile $mpi_link && /tmp/xp_attention_check"
+  src/kernels/cuda/flash_attention_fwd.cu src/kernels/cuda/flash_attention_bwd.cu -o /tmp/xp_attention_check $mpi_compile $mpi_link && /tmp/xp_attention_check"
 step ctest ctest --test-dir "$build" --output-on-failure -j4 -LE "build|bf16"
 
 # bf16 on the GPU against the fp32 CPU curve of the same deck, seed and data (made by tools/gpu_bundle.sh).

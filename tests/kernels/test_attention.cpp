@@ -109,3 +109,74 @@ TEST(Attention, BackwardMatchesFiniteDifferences) {
 
 }  // namespace
 }  // namespace xp::test
+
+namespace xp::test {
+namespace {
+
+// Head size 64, the fused kernel's on GPU builds (the Kokkos kernel elsewhere), with T not a multiple of
+// any tile: forward and the analytic float64 backward (dv = Pᵀ·dO, dS = P∘(dO·Vᵀ - rowsum), dq = dS·K/√hs,
+// dk = dSᵀ·Q/√hs), which the finite-difference tests above vouch for at small sizes.
+constexpr int B64 = 2, T64 = 37, NH64 = 2, HS64 = 64, C64 = NH64 * HS64;
+
+struct AttentionGradients {
+  Doubles out, dqkv;
+};
+
+AttentionGradients attention_head64_reference(const Doubles& qkv, const Doubles& dout) {
+  AttentionGradients r{Doubles(B64 * T64 * C64, 0.0), Doubles(B64 * T64 * 3 * C64, 0.0)};
+  const double scale = 1.0 / std::sqrt(double(HS64));
+  const auto index = [](int b, int t, int part, int h, int i) { return (b * T64 + t) * 3 * C64 + part * C64 + h * HS64 + i; };
+  for (int b = 0; b < B64; ++b)
+    for (int h = 0; h < NH64; ++h)
+      for (int t = 0; t < T64; ++t) {
+        Doubles p(t + 1), dp(t + 1);
+        double total = 0.0, max_score = -1e300;
+        for (int t2 = 0; t2 <= t; ++t2) {
+          double score = 0.0;
+          for (int i = 0; i < HS64; ++i) score += qkv[index(b, t, 0, h, i)] * qkv[index(b, t2, 1, h, i)];
+          p[t2] = score * scale;
+          max_score = std::max(max_score, p[t2]);
+        }
+        for (int t2 = 0; t2 <= t; ++t2) total += (p[t2] = std::exp(p[t2] - max_score));
+        double weighted = 0.0;
+        for (int t2 = 0; t2 <= t; ++t2) {
+          p[t2] /= total;
+          dp[t2] = 0.0;
+          for (int i = 0; i < HS64; ++i) {
+            const double dy = dout[(b * T64 + t) * C64 + h * HS64 + i];
+            r.out[(b * T64 + t) * C64 + h * HS64 + i] += p[t2] * qkv[index(b, t2, 2, h, i)];
+            r.dqkv[index(b, t2, 2, h, i)] += p[t2] * dy;
+            dp[t2] += dy * qkv[index(b, t2, 2, h, i)];
+          }
+          weighted += p[t2] * dp[t2];
+        }
+        for (int t2 = 0; t2 <= t; ++t2) {
+          const double ds = p[t2] * (dp[t2] - weighted) * scale;
+          for (int i = 0; i < HS64; ++i) {
+            r.dqkv[index(b, t, 0, h, i)] += ds * qkv[index(b, t2, 1, h, i)];
+            r.dqkv[index(b, t2, 1, h, i)] += ds * qkv[index(b, t, 0, h, i)];
+          }
+        }
+      }
+  return r;
+}
+
+TEST(Attention, HeadSize64MatchesAnalyticReference) {
+  const Floats qkv = random_reals(B64 * T64 * 3 * C64, 41, -1.5, 1.5), dout = random_reals(B64 * T64 * C64, 42);
+  RealBuffer qkv_device = to_device_real(qkv), dout_device = to_device_real(dout);
+  RealBuffer out = to_device_real(Floats(B64 * T64 * C64, garbage));
+  RealBuffer dqkv = to_device_real(Floats(B64 * T64 * 3 * C64, garbage));
+  FloatBuffer stats = to_device(Floats(attention_stats_size(B64, T64, C64, NH64), garbage));
+  FloatBuffer scratch = to_device(Floats(attention_scratch_size(B64, T64, C64, NH64), garbage));
+  attention_fwd(out.data(), stats.data(), qkv_device.data(), B64, T64, C64, NH64);
+  attention_bwd(dqkv.data(), scratch.data(), dout_device.data(), out.data(), qkv_device.data(), stats.data(), B64,
+                T64, C64, NH64);
+  const AttentionGradients expected = attention_head64_reference(widen(qkv), widen(dout));
+  // bf16 builds: the GPU kernel also rounds the probabilities to bf16 before its tensor-core products,
+  // on top of the output's own rounding: 1e-2 (one bf16 rounding is 3.9e-3).
+  expect_close(to_host(out), expected.out, real_tolerance(forward_tolerance, 1e-2), "out");
+  expect_close(to_host(dqkv), expected.dqkv, real_tolerance(backward_tolerance, 1e-2), "dqkv");
+}
+
+}  // namespace
+}  // namespace xp::test

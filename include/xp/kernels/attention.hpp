@@ -1,6 +1,6 @@
 #pragma once
 // Causal multi-head self-attention. GPU builds with head size 64 or 128: a fused flash-style CUDA kernel
-// (src/kernels/cuda/flash_attention.cu) that keeps only the log-sum-exp of each query row (B,NH,T) and
+// (src/kernels/cuda/flash_attention_{fwd,bwd}.cu) that keeps only the log-sum-exp of each query row (B,NH,T) and
 // recomputes the rest in backward. Otherwise (every CPU build; other head sizes on GPU): a Kokkos
 // kernel that keeps the softmax probabilities (B,NH,T,T).
 #include <cstdint>
