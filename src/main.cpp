@@ -12,6 +12,7 @@
 #include "xp/core/error.hpp"
 #include "xp/core/runtime.hpp"
 #include "xp/parallel/topology.hpp"
+#include "xp/core/device.hpp"
 #include "xp/train/trainer.hpp"
 
 namespace {
@@ -19,8 +20,9 @@ namespace {
 void print_help() {
   std::printf(
       "usage: mpirun -np N xp_train [DECK.in] [key=value ...]\n"
-      "       xp_train DECK.in --dry-run [world_size=N device_memory=80GB ...]\n"
-      "                (layout, rank map, stages and memory per rank; allocates nothing)\n\n"
+      "       xp_train DECK.in --dry-run [--gpu] [world_size=N device_memory=80GB ...]\n"
+      "                (layout, rank map, stages and memory per rank; allocates nothing; --gpu: the GPU\n"
+      "                build's memory (bf16 activations, fused attention) from any build)\n\n"
       "Trains a GPT-2-family model. DECK.in is a TOML input deck; key=value arguments override it.\n"
       "Keys may sit at the top level of the deck or in the table shown below. See inputs/README.md.\n%s",
       xp::describe_keys().c_str());
@@ -37,12 +39,13 @@ int main(int argc, char** argv) {
   xp::Runtime runtime(argc, argv);
   std::string deck;
   std::vector<std::string> overrides;
-  bool dry_run = false;
+  bool dry_run = false, gpu = xp::device_build;
   try {
     xp::agree_on_setup(MPI_COMM_WORLD, [&] {
       for (int i = 1; i < argc; ++i) {
         const std::string argument = argv[i];
         if (argument == "--dry-run") dry_run = true;
+        else if (argument == "--gpu") gpu = true;
         else if (argument.find('=') != std::string::npos) overrides.push_back(argument);
         else if (argument.rfind("-", 0) == 0) throw xp::InputError("unknown option '" + argument + "' (try --help)");
         else if (deck.empty()) deck = argument;
@@ -52,7 +55,6 @@ int main(int argc, char** argv) {
     xp::Config config;
     xp::agree_on_setup(MPI_COMM_WORLD, [&] { config = xp::load_config(deck, overrides); });
     if (dry_run) {
-      const bool gpu = !std::is_same<Kokkos::DefaultExecutionSpace::memory_space, Kokkos::HostSpace>::value;
       const int world = config.parallel.world_size > 0 ? config.parallel.world_size : runtime.size();
       std::string report;
       xp::agree_on_setup(MPI_COMM_WORLD, [&] { report = xp::dry_run_report(config, world, gpu); });

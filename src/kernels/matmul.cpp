@@ -5,6 +5,8 @@
 #include "xp/kernels/gelu.hpp"
 
 #if defined(XP_ENABLE_CUDA)
+#include <cstdint>
+
 #include "kernels/cuda/cublaslt_gemm.hpp"
 #include "xp/core/device.hpp"
 #else
@@ -25,26 +27,46 @@ using cuda::GemmEpilogue;
 
 cudaStream_t stream() { return static_cast<cudaStream_t>(device_stream()); }
 
+// cuBLASLt's bias and aux epilogues need 16-byte aligned vectors and an aux leading dimension divisible
+// by 8. GPT-2's tensors always qualify; small or finely tensor-split test models may not, and then the
+// epilogue runs as a separate Kokkos pass instead.
+bool epilogue_ready(const void* vector, int leading_dimension) {
+  return reinterpret_cast<std::uintptr_t>(vector) % 16 == 0 && leading_dimension % 8 == 0;
+}
+
 // out (N,OC) = inp (N,C) · weight (OC,C)ᵀ with `epilogue`, all bf16.
 void forward_gemm(Real* out, const Real* inp, const Real* weight, int N, int C, int OC, const GemmEpilogue& epilogue) {
   cuda::gemm(false, true, N, OC, C, 1.0f, inp, DType::BF16, C, weight, DType::BF16, C, 0.0f, out, DType::BF16, OC,
              epilogue, stream());
 }
 
+void add_bias(Real* out, const Real* bias, int N, int OC) {
+  Kokkos::parallel_for("xp::matmul_add_bias", Range(0, int64_t{N} * OC), KOKKOS_LAMBDA(int64_t i) {
+    out[i] = to_real(to_float(out[i]) + to_float(bias[i % OC]));
+  });
+}
+
 }  // namespace
 
 void matmul_fwd(Real* out, const Real* inp, const Real* weight, const Real* bias, int N, int C, int OC) {
   GemmEpilogue epilogue;
-  if (bias) {
+  const bool fused = bias && epilogue_ready(bias, OC);
+  if (fused) {
     epilogue.kind = Epilogue::Bias;
     epilogue.bias = bias;
     epilogue.bias_type = DType::BF16;
   }
   forward_gemm(out, inp, weight, N, C, OC, epilogue);
+  if (bias && !fused) add_bias(out, bias, N, OC);
 }
 
 void matmul_gelu_fwd(Real* out, Real* pre, const Real* inp, const Real* weight, const Real* bias, int N, int C,
                      int OC) {
+  if (!epilogue_ready(bias, OC) || !epilogue_ready(pre, OC)) {
+    matmul_fwd(pre, inp, weight, bias, N, C, OC);
+    gelu_fwd(out, pre, int64_t{N} * OC);
+    return;
+  }
   GemmEpilogue epilogue;
   epilogue.kind = Epilogue::GeluBias;
   epilogue.bias = bias;
@@ -57,13 +79,15 @@ void matmul_gelu_fwd(Real* out, Real* pre, const Real* inp, const Real* weight, 
 void matmul_bwd(Real* dinp, float* dweight, float* dbias, const Real* dout, const Real* inp, const Real* weight,
                 int N, int C, int OC, const Real* gelu_pre) {
   GemmEpilogue input_epilogue;
-  if (gelu_pre) {
+  const bool fused_gelu = gelu_pre && epilogue_ready(gelu_pre, C);
+  if (fused_gelu) {
     input_epilogue.kind = Epilogue::DGelu;
     input_epilogue.aux = const_cast<Real*>(gelu_pre);
     input_epilogue.ldaux = C;
   }
   cuda::gemm(false, false, N, C, OC, 1.0f, dout, DType::BF16, OC, weight, DType::BF16, C, 0.0f, dinp, DType::BF16, C,
              input_epilogue, stream());
+  if (gelu_pre && !fused_gelu) gelu_bwd(dinp, gelu_pre, dinp, int64_t{N} * C);
   cuda::gemm(true, false, OC, C, N, 1.0f, dout, DType::BF16, OC, inp, DType::BF16, C, 1.0f, dweight, DType::F32, C,
              GemmEpilogue{}, stream());
   if (dbias) column_sums_add(dbias, dout, N, OC);

@@ -9,6 +9,7 @@
 #include "xp/kernels/cross_entropy.hpp"
 #include "xp/kernels/elementwise.hpp"
 #include "xp/kernels/embedding.hpp"
+#include "xp/kernels/gelu.hpp"
 #include "xp/kernels/layernorm.hpp"
 #include "xp/model/tensor_parallel.hpp"
 
@@ -48,7 +49,6 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
   a_.residual2 = take(L * N * C);
   a_.ln2 = take(L * N * C);
   a_.fch = take(L * N * 4 * CL);
-  a_.fch_gelu = take(L * N * 4 * CL);
   a_.residual3 = take(L * N * C);
   a_.lnf = take(head ? N * C : 0);
   a_.logits = take(head ? N * vocab_local_ : 0);
@@ -73,6 +73,7 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
   g_.dC = take(N * C);
   g_.d3C = take(N * 3 * CL);
   g_.d4C = take(N * 4 * CL);
+  g_.gelu = take(N * 4 * CL);
   g_.scratch = take(N * C);
   g_.total = total;
 
@@ -170,7 +171,7 @@ double GPT2::forward(int slot, const int32_t* sequences, int B) {
     Real* residual2 = act(slot, a_.residual2 + i * maxN * C);
     Real* ln2 = act(slot, a_.ln2 + i * maxN * C);
     Real* fch = act(slot, a_.fch + i * maxN * 4 * CL);
-    Real* fch_gelu = act(slot, a_.fch_gelu + i * maxN * 4 * CL);
+    Real* fch_gelu = grad_act(g_.gelu);  // recomputed in backward rather than kept
     Real* residual3 = act(slot, a_.residual3 + i * maxN * C);
 
     layernorm_fwd(ln1, stat(slot, s_.ln1_mean + i * maxN), stat(slot, s_.ln1_rstd + i * maxN), residual,
@@ -229,9 +230,13 @@ void GPT2::backward(int slot, float dloss) {
   for (int l = place.last_layer - 1; l >= place.first_layer; --l) {
     const BlockOffsets& w = layout_.block(l);
     const int64_t i = l - place.first_layer;
-    // residual3 = residual2 + mlp(ln2(residual2)); the GELU's derivative is folded into the first step.
-    row_parallel_bwd(d4C, grad(w.fcproj_w), grad(w.fcproj_b), dresidual, act(slot, a_.fch_gelu + i * maxN * 4 * CL),
-                     weight(w.fcproj_w), N, 4 * CL, C, act(slot, a_.fch + i * maxN * 4 * CL));
+    // residual3 = residual2 + mlp(ln2(residual2)). The GELU's output is recomputed from its input (one
+    // elementwise pass instead of keeping 4C per token and layer); its derivative is folded into the
+    // projection's input gradient.
+    const Real* fch = act(slot, a_.fch + i * maxN * 4 * CL);
+    gelu_fwd(grad_act(g_.gelu), fch, 4 * int64_t{N} * CL);
+    row_parallel_bwd(d4C, grad(w.fcproj_w), grad(w.fcproj_b), dresidual, grad_act(g_.gelu), weight(w.fcproj_w), N,
+                     4 * CL, C, fch);
     column_parallel_bwd(dC, grad(w.fc_w), grad(w.fc_b), d4C, act(slot, a_.ln2 + i * maxN * C), weight(w.fc_w), N, C,
                         4 * CL, tp_);
     layernorm_bwd(dresidual, grad(w.ln2_w), grad(w.ln2_b), dC, act(slot, a_.residual2 + i * maxN * C),

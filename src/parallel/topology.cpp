@@ -79,13 +79,14 @@ std::vector<StageMemory> stage_memory(const Config& config, const Layout& layout
   const double attention_saved = stat * (fused ? B * NH * T : B * NH * T * T);
   const double attention_scratch = stat * (fused ? NC + B * NH * T : B * NH * T + (gpu ? 3 * NC : 0.0));
   // Saved for backward by GPT2::forward, per micro-batch: per block ln1, residual2, ln2, residual3
-  // (C each) and four LayerNorm statistics, plus the tp-split qkv (3C), atty (C), fch and fch_gelu
-  // (4C each) and what attention keeps; the stage input; on the last stage lnf, the logits (Vp/tp per
+  // (C each) and four LayerNorm statistics, plus the tp-split qkv (3C), atty (C), fch (4C; its GELU is
+  // recomputed) and what attention keeps; the stage input; on the last stage lnf, the logits (Vp/tp per
   // token) and four statistics (lnf's two, lse, losses).
-  const double per_layer = 4 * NC + 4 * N * stat + (12 * NC + attention_saved) / tp;
+  const double per_layer = 4 * NC + 4 * N * stat + (8 * NC + attention_saved) / tp;
   const double head = NC + 4 * N * stat + N * Vp / tp;
-  // Once per stage: the forward scratch, dresidual and dC (C), d3C and d4C (tp-split), attention scratch.
-  const double working = 3 * NC + (7 * NC + attention_scratch) / tp;
+  // Once per stage: the forward scratch, dresidual and dC (C), d3C, d4C and the GELU output (tp-split),
+  // attention scratch.
+  const double working = 3 * NC + (11 * NC + attention_scratch) / tp;
 
   std::vector<StageMemory> stages;
   for (size_t s = 0; s < ranges.size(); ++s) {

@@ -67,14 +67,14 @@ class GPT2 {
   // Offsets of one micro-batch's activations (Real) and of its fp32 statistics; per-block tensors are
   // [layers][max_batch·T·width].
   struct ActivationOffsets {
-    int64_t encoded, ln1, qkv, atty, residual2, ln2, fch, fch_gelu, residual3, lnf, logits, total;
+    int64_t encoded, ln1, qkv, atty, residual2, ln2, fch, residual3, lnf, logits, total;
   };
   struct StatOffsets {
     int64_t ln1_mean, ln1_rstd, att, ln2_mean, ln2_rstd, lnf_mean, lnf_rstd, lse, losses, row_stats, total;
   };
   // Offsets into grad_acts_ (reused by every block during backward).
   struct GradOffsets {
-    int64_t dresidual, doutput, dC, d3C, d4C, scratch, total;
+    int64_t dresidual, doutput, dC, d3C, d4C, gelu, scratch, total;
   };
   Real* act(int slot, int64_t offset) { return acts_.data() + slot * a_.total + offset; }
   float* stat(int slot, int64_t offset) { return stats_.data() + slot * s_.total + offset; }
