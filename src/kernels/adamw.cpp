@@ -45,6 +45,8 @@ void adamw_update(float* params, float* m, float* v, const float* grads, int64_t
 void adamw_update_segments(float* params, float* m, float* v, const float* grads, int64_t n,
                            const int64_t* segment_ends, const int8_t* decay, int segments, const AdamWHyper& hyper,
                            Real* compute) {
+#if defined(KOKKOS_ENABLE_CUDA)
+  // One launch for every tensor: each thread finds its segment by binary search.
   const AdamWElement update(hyper);
   const float weight_decay = hyper.weight_decay;
   Kokkos::parallel_for("xp::adamw_update_segments", Range(0, n), KOKKOS_LAMBDA(int64_t i) {
@@ -56,6 +58,19 @@ void adamw_update_segments(float* params, float* m, float* v, const float* grads
     }
     update(params, m, v, grads, compute, i, decay[lo] ? weight_decay : 0.0f);
   });
+#else
+  // On the host a launch costs nothing and a plain loop per segment vectorises: one pass per segment
+  // (the arrays are host memory here).
+  int64_t begin = 0;
+  for (int s = 0; s < segments; ++s) {
+    AdamWHyper segment = hyper;
+    segment.weight_decay = decay[s] ? hyper.weight_decay : 0.0f;
+    adamw_update(params + begin, m + begin, v + begin, grads + begin, segment_ends[s] - begin, segment,
+                 compute ? compute + begin : nullptr);
+    begin = segment_ends[s];
+  }
+  (void)n;
+#endif
 }
 
 }  // namespace xp

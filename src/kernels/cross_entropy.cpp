@@ -8,20 +8,11 @@ namespace {
 
 // The team's row reductions over the first `valid` logits: the largest, and Σ exp(logit - max).
 KOKKOS_INLINE_FUNCTION float team_row_max(const RowMember& team, const Real* row, int valid) {
-  float max_logit = -3.0e38f;
-  Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, valid), [&](int v, float& part) {
-    const float logit = to_float(row[v]);
-    part = logit > part ? logit : part;
-  }, Kokkos::Max<float>(max_logit));
-  return valid > 0 ? max_logit : -3.0e38f;
+  return team_max(team, valid, [&](int v) { return to_float(row[v]); });
 }
 
 KOKKOS_INLINE_FUNCTION float team_row_sum_exp(const RowMember& team, const Real* row, int valid, float max_logit) {
-  float sum = 0.0f;
-  Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, valid), [&](int v, float& part) {
-    part += math::exp(to_float(row[v]) - max_logit);
-  }, sum);
-  return sum;
+  return team_sum(team, valid, [&](int v) { return math::exp(to_float(row[v]) - max_logit); });
 }
 
 }  // namespace
@@ -90,7 +81,7 @@ void cross_entropy_bwd(Real* dlogits, const Real* logits, const float* lse, cons
     Real* drow = dlogits + n * Vl;
     const float log_sum = lse[n];
     const int target = targets[n] - vocab_start;
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, Vl), [&](int v) {
+    team_for(team, Vl, [&](int v) {
       const float softmax = v < valid ? math::exp(to_float(row[v]) - log_sum) : 0.0f;
       drow[v] = to_real(dloss * (softmax - (v == target ? 1.0f : 0.0f)));
     });

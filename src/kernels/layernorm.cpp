@@ -10,20 +10,14 @@ void layernorm_fwd(Real* out, float* mean, float* rstd, const Real* inp, const R
   Kokkos::parallel_for("xp::layernorm_fwd", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
     const int64_t n = team.league_rank();
     const Real* x = inp + n * C;
-    float sum = 0.0f;
-    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, C), [&](int c, float& part) { part += to_float(x[c]); },
-                            sum);
-    const float m = sum / C;
-    float variance = 0.0f;
-    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, C), [&](int c, float& part) {
+    const float m = team_sum(team, C, [&](int c) { return to_float(x[c]); }) / C;
+    const float variance = team_sum(team, C, [&](int c) {
       const float centred = to_float(x[c]) - m;
-      part += centred * centred;
-    }, variance);
+      return centred * centred;
+    });
     const float s = 1.0f / math::sqrt(variance / C + layernorm_eps);
     Real* y = out + n * C;
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, C), [&](int c) {
-      y[c] = to_real((to_float(x[c]) - m) * s * to_float(weight[c]) + to_float(bias[c]));
-    });
+    team_for(team, C, [&](int c) { y[c] = to_real((to_float(x[c]) - m) * s * to_float(weight[c]) + to_float(bias[c])); });
     Kokkos::single(Kokkos::PerTeam(team), [&]() {
       mean[n] = m;
       rstd[n] = s;
@@ -39,16 +33,11 @@ void layernorm_bwd(Real* dinp, float* dweight, float* dbias, const Real* dout, c
     const Real* x = inp + n * C;
     const float m = mean[n], s = rstd[n];
     // dx = s * (dnorm - mean(dnorm) - xhat * mean(dnorm * xhat)), dnorm = dy * weight
-    float dnorm_sum = 0.0f, dnorm_xhat_sum = 0.0f;
-    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, C), [&](int c, float& part) {
-      part += to_float(dy[c]) * to_float(weight[c]);
-    }, dnorm_sum);
-    Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, C), [&](int c, float& part) {
-      part += to_float(dy[c]) * to_float(weight[c]) * (to_float(x[c]) - m) * s;
-    }, dnorm_xhat_sum);
-    const float dnorm_mean = dnorm_sum / C, dnorm_xhat_mean = dnorm_xhat_sum / C;
+    const float dnorm_mean = team_sum(team, C, [&](int c) { return to_float(dy[c]) * to_float(weight[c]); }) / C;
+    const float dnorm_xhat_mean =
+        team_sum(team, C, [&](int c) { return to_float(dy[c]) * to_float(weight[c]) * (to_float(x[c]) - m) * s; }) / C;
     Real* dx = dinp + n * C;
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, C), [&](int c) {
+    team_for(team, C, [&](int c) {
       const float xhat = (to_float(x[c]) - m) * s;
       dx[c] = to_real(to_float(dx[c]) +
                       s * (to_float(dy[c]) * to_float(weight[c]) - dnorm_mean - xhat * dnorm_xhat_mean));

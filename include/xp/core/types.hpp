@@ -30,6 +30,48 @@ inline RowPolicy row_policy(int64_t rows) {
 #endif
 }
 
+// Row reductions inside a row_policy team: the team's threads split [0, n) on a GPU; on the host the
+// team is one thread and these are plain loops that the compiler can vectorise.
+template <class F>
+KOKKOS_INLINE_FUNCTION float team_sum(const RowMember& team, int n, const F& f) {
+  float sum = 0.0f;
+#if defined(KOKKOS_ENABLE_CUDA)
+  Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, n), [&](int i, float& part) { part += f(i); }, sum);
+#else
+  (void)team;
+  for (int i = 0; i < n; ++i) sum += f(i);
+#endif
+  return sum;
+}
+
+template <class F>
+KOKKOS_INLINE_FUNCTION float team_max(const RowMember& team, int n, const F& f) {
+  float max = -3.0e38f;
+#if defined(KOKKOS_ENABLE_CUDA)
+  Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, n), [&](int i, float& part) {
+    const float value = f(i);
+    part = value > part ? value : part;
+  }, Kokkos::Max<float>(max));
+#else
+  (void)team;
+  for (int i = 0; i < n; ++i) {
+    const float value = f(i);
+    max = value > max ? value : max;
+  }
+#endif
+  return max;
+}
+
+template <class F>
+KOKKOS_INLINE_FUNCTION void team_for(const RowMember& team, int n, const F& f) {
+#if defined(KOKKOS_ENABLE_CUDA)
+  Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n), f);
+#else
+  (void)team;
+  for (int i = 0; i < n; ++i) f(i);
+#endif
+}
+
 // Rows per chunk when columns are summed over many rows (bias and LayerNorm gradients): chunks of rows
 // are summed in parallel and added atomically, in chunk order on the host.
 constexpr int64_t column_sum_chunk = 256;
