@@ -5,14 +5,11 @@
 #include <string>
 #include <vector>
 
-#include <Kokkos_Core.hpp>
-#include <type_traits>
-
 #include "xp/config/deck.hpp"
+#include "xp/core/device.hpp"
 #include "xp/core/error.hpp"
 #include "xp/core/runtime.hpp"
 #include "xp/parallel/topology.hpp"
-#include "xp/core/device.hpp"
 #include "xp/train/trainer.hpp"
 
 namespace {

@@ -20,9 +20,9 @@ if ! cmake --build "$build_dir" -j"$(nproc)" >"$build_dir/check_build.log" 2>&1;
 fi
 ctest --test-dir "$build_dir" --output-on-failure -j"$(nproc)" -L "unit|mpi" | tail -15
 
-# The same run as tools/gpu_bundle.sh records for the GPU check, in fp32 and in emulated bf16.
-args=(inputs/gpt2_tiny.in n_head=2 steps=100 eval_every=0 log_every=100 tp_size=1 pp_stages=1 dp_size=1)
+# The run tools/gpu_bundle.sh records for the GPU check, in fp32 and in emulated bf16.
 cd "$repo"
+read -r -a args <tests/train/precision_run.args
 for build in fp32 bf16; do
   binary=$fp32_xp_train
   [[ $build == bf16 ]] && binary=$build_dir/xp_train

@@ -1,7 +1,7 @@
 // Checks xp::cuda::gemm (src/kernels/cuda/cublaslt_gemm.cpp) on a GPU against a float64 host reference for every
 // epilogue and type combination the linear layer uses, then times the layer's bf16 gemms. Exit 0: all PASS; 1: a
 // FAIL; 77: no GPU. Build and run from the repository root:
-//   g++ -std=c++17 -O2 -Isrc/kernels/cuda -I/usr/local/cuda/include $(mpicxx --showme:compile) tools/cublaslt_gemm_check.cpp src/kernels/cuda/cublaslt_gemm.cpp -o /tmp/cublaslt_gemm_check $(mpicxx --showme:link) -L/usr/local/cuda/lib64 -lcublasLt -lcudart && /tmp/cublaslt_gemm_check
+//   g++ -std=c++17 -O2 -Isrc/kernels/cuda -Iinclude -I/usr/local/cuda/include $(mpicxx --showme:compile) tools/cublaslt_gemm_check.cpp src/kernels/cuda/cublaslt_gemm.cpp src/core/error.cpp -o /tmp/cublaslt_gemm_check $(mpicxx --showme:link) -L/usr/local/cuda/lib64 -lcublasLt -lcudart && /tmp/cublaslt_gemm_check
 #include "cublaslt_gemm.hpp"
 
 #include <algorithm>

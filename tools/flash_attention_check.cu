@@ -3,7 +3,7 @@
 // 2e-2 of its largest reference magnitude (or non-finite, or a write went past a buffer's end).
 //
 // Usage (GPU machine, repository root):
-//   nvcc -std=c++17 -O3 -arch=sm_90 tools/flash_attention_check.cu src/kernels/cuda/flash_attention_fwd.cu src/kernels/cuda/flash_attention_bwd.cu -o /tmp/fa_check $(mpicxx --showme:compile) $(mpicxx --showme:link) && /tmp/fa_check
+//   nvcc -std=c++17 -O3 -arch=sm_90 -Iinclude tools/flash_attention_check.cu src/kernels/cuda/flash_attention_fwd.cu src/kernels/cuda/flash_attention_bwd.cu src/core/error.cpp -o /tmp/fa_check $(mpicxx --showme:compile) $(mpicxx --showme:link) && /tmp/fa_check
 // `/tmp/fa_check --no-bench` runs only the correctness cases (e.g. under compute-sanitizer).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>

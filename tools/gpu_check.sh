@@ -57,11 +57,11 @@ step configure cmake -S . -B "$build" -DXP_ENABLE_CUDA=ON -DCMAKE_PREFIX_PATH="$
 step build cmake --build "$build" -j"$jobs"
 
 mpi_compile=$(mpicxx --showme:compile) mpi_link=$(mpicxx --showme:link)
-step gemm_check bash -c "g++ -std=c++17 -O2 -Isrc/kernels/cuda -I/usr/local/cuda/include $mpi_compile \
-  tools/cublaslt_gemm_check.cpp src/kernels/cuda/cublaslt_gemm.cpp -o /tmp/xp_gemm_check $mpi_link \
+step gemm_check bash -c "g++ -std=c++17 -O2 -Isrc/kernels/cuda -Iinclude -I/usr/local/cuda/include $mpi_compile \
+  tools/cublaslt_gemm_check.cpp src/kernels/cuda/cublaslt_gemm.cpp src/core/error.cpp -o /tmp/xp_gemm_check $mpi_link \
   -L/usr/local/cuda/lib64 -lcublasLt -lcudart && /tmp/xp_gemm_check"
-step attention_check bash -c "nvcc -std=c++17 -O3 -arch=sm_90 tools/flash_attention_check.cu \
-  src/kernels/cuda/flash_attention_fwd.cu src/kernels/cuda/flash_attention_bwd.cu -o /tmp/xp_attention_check $mpi_compile $mpi_link && /tmp/xp_attention_check"
+step attention_check bash -c "nvcc -std=c++17 -O3 -arch=sm_90 -Iinclude tools/flash_attention_check.cu \
+  src/kernels/cuda/flash_attention_fwd.cu src/kernels/cuda/flash_attention_bwd.cu src/core/error.cpp -o /tmp/xp_attention_check $mpi_compile $mpi_link && /tmp/xp_attention_check"
 step ctest ctest --test-dir "$build" --output-on-failure -j4 -LE "build|bf16"
 
 # bf16 on the GPU against the fp32 CPU curve of the same deck, seed and data (made by tools/gpu_bundle.sh).

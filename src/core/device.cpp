@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include "xp/core/cuda_check.hpp"
+#include "xp/core/runtime.hpp"
 #endif
 
 namespace xp {
@@ -17,11 +18,7 @@ namespace xp {
 #if defined(XP_ENABLE_CUDA)
 
 int select_device(MPI_Comm world) {
-  MPI_Comm host = MPI_COMM_NULL;
-  XP_MPI_CHECK(MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host));
-  int local_rank = 0;
-  XP_MPI_CHECK(MPI_Comm_rank(host, &local_rank));
-  XP_MPI_CHECK(MPI_Comm_free(&host));
+  const int local_rank = rank_on_this_host(world);
   int devices = 0;
   const cudaError_t rc = cudaGetDeviceCount(&devices);
   XP_REQUIRE(rc == cudaSuccess && devices > 0,

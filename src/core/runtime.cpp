@@ -1,5 +1,7 @@
 #include "xp/core/runtime.hpp"
 
+#include <utility>
+
 #include <Kokkos_Core.hpp>
 
 #include "xp/core/device.hpp"
@@ -55,13 +57,23 @@ void agree_on_setup(MPI_Comm comm, const std::function<void()>& setup) {
   throw InputError("rank " + std::to_string(first_failed) + ": " + message);
 }
 
-int ranks_on_this_host(MPI_Comm comm) {
+namespace {
+
+// (rank, size) within the ranks of `comm` that share this host.
+std::pair<int, int> place_on_this_host(MPI_Comm comm) {
   MPI_Comm host;
   XP_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host));
-  int size = 1;
+  int rank = 0, size = 1;
+  XP_MPI_CHECK(MPI_Comm_rank(host, &rank));
   XP_MPI_CHECK(MPI_Comm_size(host, &size));
   XP_MPI_CHECK(MPI_Comm_free(&host));
-  return size;
+  return {rank, size};
 }
+
+}  // namespace
+
+int ranks_on_this_host(MPI_Comm comm) { return place_on_this_host(comm).second; }
+
+int rank_on_this_host(MPI_Comm comm) { return place_on_this_host(comm).first; }
 
 }  // namespace xp

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "xp/core/device.hpp"
+#include "xp/core/precision.hpp"
 #include "xp/core/error.hpp"
 
 namespace xp {
@@ -15,22 +16,6 @@ namespace {
 // regrouped are staged through a buffer of size() · staging_chunk floats.
 constexpr std::size_t max_chunk = std::size_t{1} << 30;
 constexpr std::size_t staging_chunk = std::size_t{1} << 24;
-
-// bf16 ↔ fp32 on the host (round to nearest even), for reductions of bf16 buffers in fp32.
-float widen_bf16(std::uint16_t half) {
-  const std::uint32_t bits = std::uint32_t{half} << 16;
-  float value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
-
-std::uint16_t narrow_to_bf16(float value) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;  // NaN stays NaN
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<std::uint16_t>(bits >> 16);
-}
 
 // A buffer as MPI sees it: the caller's own when it is host memory, else a host copy of the device
 // buffer that write_back() returns to it. Several ranks on one GPU communicate this way.
@@ -73,9 +58,9 @@ class MpiCommunicator : public Communicator {
       // bf16 has no MPI type and its sums lose precision: reduce in fp32.
       auto* halves = static_cast<std::uint16_t*>(host.get());
       std::vector<float> values(count);
-      for (std::size_t i = 0; i < count; ++i) values[i] = widen_bf16(halves[i]);
+      for (std::size_t i = 0; i < count; ++i) values[i] = bf16_value(halves[i]);
       all_reduce_floats(values.data(), count, op);
-      for (std::size_t i = 0; i < count; ++i) halves[i] = narrow_to_bf16(values[i]);
+      for (std::size_t i = 0; i < count; ++i) halves[i] = bf16_bits(values[i]);
     }
     host.write_back();
   }

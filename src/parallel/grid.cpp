@@ -2,7 +2,7 @@
 
 #include "xp/core/device.hpp"
 #include "xp/core/error.hpp"
-#if defined(XP_HAVE_NCCL) && defined(XP_ENABLE_CUDA)
+#if defined(XP_ENABLE_CUDA)
 #include "xp/parallel/nccl_comm.hpp"
 #endif
 
@@ -26,12 +26,12 @@ ParallelGrid::ParallelGrid(MPI_Comm world, const Layout& layout) : layout_(layou
   dp_host_ = make_mpi_communicator(dp_comm_);
   // Same creation order on every rank: NCCL communicator creation is collective.
   auto make = [this](MPI_Comm comm) {
-#if defined(XP_HAVE_NCCL) && defined(XP_ENABLE_CUDA)
+#if defined(XP_ENABLE_CUDA)
     if (nccl_) return make_nccl_communicator(comm, static_cast<cudaStream_t>(device_stream()));
 #endif
     return make_mpi_communicator(comm);
   };
-#if defined(XP_HAVE_NCCL) && defined(XP_ENABLE_CUDA)
+#if defined(XP_ENABLE_CUDA)
   nccl_ = nccl_usable(world);
 #endif
   dp_ = make(dp_comm_);

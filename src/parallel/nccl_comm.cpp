@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "xp/core/runtime.hpp"
+
 namespace xp {
 namespace {
 
@@ -79,32 +81,14 @@ class NcclCommunicator : public Communicator {
   int rank_ = 0, size_ = 1;
 };
 
-// The ranks of `world` that share this host's memory (and its GPUs).
-MPI_Comm host_comm(MPI_Comm world) {
-  MPI_Comm host = MPI_COMM_NULL;
-  XP_MPI_CHECK(MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host));
-  return host;
-}
-
 }  // namespace
 
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, cudaStream_t stream) {
   return std::make_unique<NcclCommunicator>(comm, stream);
 }
 
-int local_rank(MPI_Comm world) {
-  MPI_Comm host = host_comm(world);
-  int rank = 0;
-  XP_MPI_CHECK(MPI_Comm_rank(host, &rank));
-  XP_MPI_CHECK(MPI_Comm_free(&host));
-  return rank;
-}
-
 bool nccl_usable(MPI_Comm world) {
-  MPI_Comm host = host_comm(world);
-  int ranks_on_host = 1;
-  XP_MPI_CHECK(MPI_Comm_size(host, &ranks_on_host));
-  XP_MPI_CHECK(MPI_Comm_free(&host));
+  const int ranks_on_host = ranks_on_this_host(world);
   // No driver or no device is an answer here ("use MPI"), not an error.
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess) {

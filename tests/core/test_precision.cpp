@@ -55,5 +55,20 @@ TEST(Precision, RealBuffersStartAtZero) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(to_float(host(i)), 0.0f);
 }
 
+// The host-side bf16 rounding (the emulated Real and the MPI backend's bf16 reductions), in every build.
+TEST(Precision, Bf16BitsRoundToNearestEven) {
+  const auto round = [](float x) { return bf16_value(bf16_bits(x)); };
+  const float step = std::ldexp(1.0f, -7);                      // bf16 spacing above 1
+  EXPECT_EQ(round(1.0f + step / 2), 1.0f);                      // tie, towards the even 1
+  EXPECT_EQ(round(1.0f + 3 * step / 2), 1.0f + 2 * step);       // tie, towards the even 1 + 2·step
+  EXPECT_EQ(round(1.0f + step / 2 + step / 64), 1.0f + step);   // just above the tie: up
+  EXPECT_EQ(round(-3.0f), -3.0f);                               // exact values stay
+  EXPECT_TRUE(std::signbit(round(-0.0f)));
+  EXPECT_TRUE(std::isinf(round(std::numeric_limits<float>::max())));
+  const float nan = round(-std::numeric_limits<float>::quiet_NaN());
+  EXPECT_TRUE(std::isnan(nan));
+  EXPECT_TRUE(std::signbit(nan));
+}
+
 }  // namespace
 }  // namespace xp

@@ -6,14 +6,31 @@
 // runs and is tested where no GPU is.
 #include <Kokkos_Core.hpp>
 
-#if defined(XP_ENABLE_CUDA)
-#include <cuda_bf16.h>
-#elif defined(XP_EMULATE_BF16)
 #include <cstdint>
 #include <cstring>
+
+#if defined(XP_ENABLE_CUDA)
+#include <cuda_bf16.h>
 #endif
 
 namespace xp {
+
+// bf16 as 16 bits (the high half of an fp32) on the host: round to nearest even, NaN stays a quiet NaN of
+// the same sign, overflow becomes ±inf. The one rounding rule of the emulated Real and of the host-side
+// fp32 reductions of bf16 buffers (parallel/comm.cpp).
+inline std::uint16_t bf16_bits(float x) {
+  std::uint32_t wide;
+  std::memcpy(&wide, &x, sizeof wide);
+  if ((wide & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((wide >> 16) | 0x0040u);
+  return static_cast<std::uint16_t>((wide + 0x7fffu + ((wide >> 16) & 1u)) >> 16);
+}
+
+inline float bf16_value(std::uint16_t bits) {
+  const std::uint32_t wide = std::uint32_t{bits} << 16;
+  float value;
+  std::memcpy(&value, &wide, sizeof value);
+  return value;
+}
 
 #if defined(XP_ENABLE_CUDA)
 using Real = __nv_bfloat16;
@@ -26,24 +43,11 @@ struct Bf16 {
   std::uint16_t bits;
 
   Bf16() = default;  // trivial, so Views value-initialise it to +0 and it copies as bytes
-  // Round to nearest even; NaN stays a (quiet) NaN of the same sign, overflow becomes ±inf.
-  KOKKOS_INLINE_FUNCTION explicit Bf16(float x) {
-    std::uint32_t wide;
-    std::memcpy(&wide, &x, sizeof wide);
-    if ((wide & 0x7fffffffu) > 0x7f800000u)
-      bits = static_cast<std::uint16_t>((wide >> 16) | 0x0040u);
-    else
-      bits = static_cast<std::uint16_t>((wide + 0x7fffu + ((wide >> 16) & 1u)) >> 16);
-  }
+  explicit Bf16(float x) : bits(bf16_bits(x)) {}
 };
 using Real = Bf16;
 constexpr bool real_is_float = false;
-KOKKOS_INLINE_FUNCTION float to_float(Bf16 x) {
-  const std::uint32_t wide = std::uint32_t{x.bits} << 16;
-  float value;
-  std::memcpy(&value, &wide, sizeof value);
-  return value;
-}
+inline float to_float(Bf16 x) { return bf16_value(x.bits); }
 #else
 using Real = float;
 constexpr bool real_is_float = true;

@@ -29,7 +29,8 @@ class Runtime {
 // InputError carrying the message of the lowest failing rank, prefixed with that rank.
 void agree_on_setup(MPI_Comm comm, const std::function<void()>& setup);
 
-// Number of ranks of `comm` on this host (they share its cores).
+// Number of ranks of `comm` on this host (they share its cores and GPUs), and this rank's index among them.
 int ranks_on_this_host(MPI_Comm comm);
+int rank_on_this_host(MPI_Comm comm);
 
 }  // namespace xp

@@ -1,15 +1,8 @@
 #pragma once
-// NCCL backend of the Communicator interface (comm.hpp): device buffers, one GPU per rank. Built only
-// with -DXP_ENABLE_NCCL=ON, which defines XP_HAVE_NCCL. Meant to be used like this, on every rank:
-//
-//     if (xp::nccl_usable(world)) {                                 // collective over world
-//       XP_CUDA_CHECK(cudaSetDevice(xp::local_rank(world)));        // or Kokkos' map-device-by-rank
-//       cudaStream_t stream = Kokkos::DefaultExecutionSpace().cuda_stream();
-//       auto dp = xp::make_nccl_communicator(dp_comm, stream);      // collective over dp_comm
-//       ...                                                         // same order of groups on all ranks
-//     } else {
-//       auto dp = xp::make_mpi_communicator(dp_comm);               // host-staged fallback
-//     }
+// NCCL backend of the Communicator interface (comm.hpp): device buffers, one GPU per rank; part of GPU
+// builds (XP_ENABLE_CUDA). ParallelGrid uses it for every group when nccl_usable(world), after the
+// Runtime has given each rank its GPU (select_device), on the stream the rank shares with Kokkos and
+// cuBLASLt (device_stream()); otherwise it uses the MPI backend, which stages device buffers on the host.
 //
 // Semantics that differ from the MPI backend:
 // - Every pointer is device memory of this rank's GPU.
@@ -44,9 +37,6 @@ namespace xp {
 // ncclUniqueId). Collective over `comm`; the rank's device must already be selected. Operations are
 // enqueued on `stream`, the one stream this rank shares with Kokkos and cuBLASLt.
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, cudaStream_t stream);
-
-// This rank's index among the ranks of `world` on the same host (its GPU index).
-int local_rank(MPI_Comm world);
 
 // True on every rank when every host has at least as many visible GPUs as ranks, false on every rank
 // otherwise (NCCL refuses two ranks on one GPU; callers then use the MPI backend). Collective.

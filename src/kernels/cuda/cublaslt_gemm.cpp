@@ -4,7 +4,7 @@
 // Only MPI's C API is used; its deprecated C++ bindings warn under -Wextra when included with -I (not -isystem).
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
+#include "xp/core/cuda_check.hpp"
 
 #include <cstdint>
 #include <cstdio>
@@ -35,40 +35,20 @@
 namespace xp::cuda {
 namespace {
 
-[[noreturn]] void fail(const char* file, int line, const std::string& message) {
-  int initialized = 0, finalized = 0, rank = 0;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  const bool mpi_up = initialized && !finalized;
-  if (mpi_up) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  std::fprintf(stderr, "rank %d: %s:%d: %s\n", rank, file, line, message.c_str());
-  std::fflush(stderr);
-  if (mpi_up) MPI_Abort(MPI_COMM_WORLD, 1);
-  std::abort();  // no MPI job to end: a stand-alone tool
-}
-
 std::string cublas_status_text(cublasStatus_t status) {
   return std::string(cublasLtGetStatusName(status)) + " (" + cublasLtGetStatusString(status) + ")";
 }
-
-#define LT_CUDA_CHECK(call)                                                                                     \
-  do {                                                                                                          \
-    cudaError_t lt_cuda_rc_ = (call);                                                                           \
-    if (lt_cuda_rc_ != cudaSuccess)                                                                             \
-      fail(__FILE__, __LINE__,                                                                                  \
-           std::string(#call) + " failed: " + cudaGetErrorName(lt_cuda_rc_) + " (" + cudaGetErrorString(lt_cuda_rc_) + ")"); \
-  } while (0)
 
 #define LT_CUBLAS_CHECK(call)                                                                        \
   do {                                                                                               \
     cublasStatus_t lt_cublas_rc_ = (call);                                                           \
     if (lt_cublas_rc_ != CUBLAS_STATUS_SUCCESS)                                                      \
-      fail(__FILE__, __LINE__, std::string(#call) + " failed: " + cublas_status_text(lt_cublas_rc_)); \
+      ::xp::fatal(__FILE__, __LINE__, std::string(#call) + " failed: " + cublas_status_text(lt_cublas_rc_)); \
   } while (0)
 
 #define LT_REQUIRE(cond, what)                                                      \
   do {                                                                              \
-    if (!(cond)) fail(__FILE__, __LINE__, "xp::cuda::gemm: " + std::string(what));  \
+    if (!(cond)) ::xp::fatal(__FILE__, __LINE__, "xp::cuda::gemm: " + std::string(what));  \
   } while (0)
 
 constexpr size_t workspace_bytes = size_t{32} << 20;  // what NVIDIA recommends for Hopper
@@ -226,7 +206,7 @@ Plan make_plan(const PlanKey& key, const GemmEpilogue& epilogue) {
                                                                &found);
   LT_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(preference));
   if (status != CUBLAS_STATUS_SUCCESS || found == 0)
-    fail(__FILE__, __LINE__,
+    ::xp::fatal(__FILE__, __LINE__,
          "cuBLASLt supports no algorithm for this gemm (" + describe(key) + "): " +
              (status != CUBLAS_STATUS_SUCCESS ? cublas_status_text(status) : std::string("no heuristic result")));
   plan.algo = result.algo;
@@ -278,7 +258,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const vo
 
   State& s = state();
   if (!s.handle) LT_CUBLAS_CHECK(cublasLtCreate(&s.handle));
-  if (!s.workspace) LT_CUDA_CHECK(cudaMalloc(&s.workspace, workspace_bytes));
+  if (!s.workspace) XP_CUDA_CHECK(cudaMalloc(&s.workspace, workspace_bytes));
 
   const bool has_bias = epilogue.kind == Epilogue::Bias || epilogue.kind == Epilogue::GeluBias;
   const bool has_aux = epilogue.kind == Epilogue::GeluBias || epilogue.kind == Epilogue::DGelu;
@@ -319,7 +299,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const vo
 void gemm_release() {
   State& s = state();
   if (!s.handle && !s.workspace && s.plans.empty()) return;
-  LT_CUDA_CHECK(cudaDeviceSynchronize());  // no gemm may still use the workspace
+  XP_CUDA_CHECK(cudaDeviceSynchronize());  // no gemm may still use the workspace
   for (auto& [key, plan] : s.plans) {
     LT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(plan.layout_c));
     LT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(plan.layout_b));
@@ -327,7 +307,7 @@ void gemm_release() {
     LT_CUBLAS_CHECK(cublasLtMatmulDescDestroy(plan.desc));
   }
   s.plans.clear();
-  if (s.workspace) LT_CUDA_CHECK(cudaFree(s.workspace));
+  if (s.workspace) XP_CUDA_CHECK(cudaFree(s.workspace));
   s.workspace = nullptr;
   if (s.handle) LT_CUBLAS_CHECK(cublasLtDestroy(s.handle));
   s.handle = nullptr;

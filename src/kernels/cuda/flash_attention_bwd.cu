@@ -6,6 +6,28 @@ namespace {
 
 // ---- backward ----------------------------------------------------------------------------------
 
+// acc (16 × COLS, mma fragments) = A · Bᵀ over HS: A is this warp's 16 rows in shared memory (`a`, already
+// offset by the lane's ldmatrix A position), B is COLS rows of HS in shared memory (`b`, offset by the
+// lane's B position), both with row stride ld. Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ of the backward.
+template <int HS, int COLS>
+__device__ __forceinline__ void warp_rows_times_cols_t(float (&acc)[COLS / 8][4], const bf16* a, const bf16* b,
+                                                       int ld) {
+#pragma unroll
+  for (int n = 0; n < COLS / 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < HS / 16; ++kk) {
+    uint32_t fa[4];
+    ldsm_x4(fa, smem_addr(a + kk * 16));
+#pragma unroll
+    for (int np = 0; np < COLS / 16; ++np) {
+      uint32_t fb[4];
+      ldsm_x4(fb, smem_addr(b + np * 16 * ld + kk * 16));
+      mma_bf16(acc[2 * np], fa, fb[0], fb[1]);
+      mma_bf16(acc[2 * np + 1], fa, fb[2], fb[3]);
+    }
+  }
+}
+
 // One group of HS/8 threads per (b,t,h): D[b,h,t] = Σ dout·out, and zero dq_acc (B,T,C) for the row.
 template <int HS>
 __global__ void attention_bwd_preprocess(float* __restrict__ D, float* __restrict__ dq_acc,
@@ -113,20 +135,7 @@ __global__ void __launch_bounds__(kBwdThreads, HS == 64 ? 3 : 2)
     for (int qc = 0; qc < kBwdRows; qc += kQueryChunk<HS>) {
       // Sᵀ = K·Qᵀ (16 keys × one chunk of queries per warp), then Pᵀ = exp2(Sᵀ·scale·log2e − lse·log2e).
       float pt[kQueryChunk<HS> / 8][4];
-#pragma unroll
-      for (int n = 0; n < kQueryChunk<HS> / 8; ++n) pt[n][0] = pt[n][1] = pt[n][2] = pt[n][3] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < HS / 16; ++kk) {
-        uint32_t a[4];
-        ldsm_x4(a, smem_addr(sKw + a_off + kk * 16));
-#pragma unroll
-        for (int np = 0; np < kQueryChunk<HS> / 16; ++np) {
-          uint32_t bb[4];
-          ldsm_x4(bb, smem_addr(sQ + (qc + np * 16) * LD + bn_off + kk * 16));
-          mma_bf16(pt[2 * np], a, bb[0], bb[1]);
-          mma_bf16(pt[2 * np + 1], a, bb[2], bb[3]);
-        }
-      }
+      warp_rows_times_cols_t<HS, kQueryChunk<HS>>(pt, sKw + a_off, sQ + qc * LD + bn_off, LD);
 #pragma unroll
       for (int n = 0; n < kQueryChunk<HS> / 8; ++n) {
         const int q = qc + n * 8 + 2 * t4;  // query of element e = 0 within the block
@@ -155,20 +164,7 @@ __global__ void __launch_bounds__(kBwdThreads, HS == 64 ? 3 : 2)
 
       // dPᵀ = V·dOᵀ, then dSᵀ = Pᵀ∘(dPᵀ − D) (gradient of the scaled score).
       float dst[kQueryChunk<HS> / 8][4];
-#pragma unroll
-      for (int n = 0; n < kQueryChunk<HS> / 8; ++n) dst[n][0] = dst[n][1] = dst[n][2] = dst[n][3] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < HS / 16; ++kk) {
-        uint32_t a[4];
-        ldsm_x4(a, smem_addr(sVw + a_off + kk * 16));
-#pragma unroll
-        for (int np = 0; np < kQueryChunk<HS> / 16; ++np) {
-          uint32_t bb[4];
-          ldsm_x4(bb, smem_addr(sdO + (qc + np * 16) * LD + bn_off + kk * 16));
-          mma_bf16(dst[2 * np], a, bb[0], bb[1]);
-          mma_bf16(dst[2 * np + 1], a, bb[2], bb[3]);
-        }
-      }
+      warp_rows_times_cols_t<HS, kQueryChunk<HS>>(dst, sVw + a_off, sdO + qc * LD + bn_off, LD);
 #pragma unroll
       for (int n = 0; n < kQueryChunk<HS> / 8; ++n) {
         const float2 d2 = *reinterpret_cast<const float2*>(sD + qc + n * 8 + 2 * t4);
@@ -270,19 +266,19 @@ void launch_bwd(bf16* dqkv, float* dq_acc, float* D, const bf16* dout, const bf1
   FA_REQUIRE(pre_blocks <= 0x7fffffffu, "B·T·C too large");
   attention_bwd_preprocess<HS><<<static_cast<unsigned>(pre_blocks), threads, 0, stream>>>(D, dq_acc, dout, out, B,
                                                                                            T, NH);
-  FA_CUDA_CHECK(cudaGetLastError());
+  XP_CUDA_CHECK(cudaGetLastError());
 
   const float scale = 1.f / std::sqrt(static_cast<float>(HS));
   allow_smem(attention_bwd_kernel<HS>, bwd_smem_bytes<HS>());
   const dim3 grid(B * NH, (T + kKeyTile - 1) / kKeyTile);
   attention_bwd_kernel<HS><<<grid, kBwdThreads, bwd_smem_bytes<HS>(), stream>>>(dqkv, dq_acc, D, dout, qkv, lse, T,
                                                                                  NH, scale, scale * kLog2e);
-  FA_CUDA_CHECK(cudaGetLastError());
+  XP_CUDA_CHECK(cudaGetLastError());
 
   const size_t n8 = size_t(B) * T * C / 8;
   const unsigned blocks = static_cast<unsigned>(std::min<size_t>((n8 + threads - 1) / threads, 65536));
   attention_dq_to_bf16<<<blocks, threads, 0, stream>>>(dqkv, dq_acc, n8, C);
-  FA_CUDA_CHECK(cudaGetLastError());
+  XP_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace

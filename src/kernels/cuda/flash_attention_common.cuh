@@ -20,7 +20,7 @@
 #include "flash_attention.hpp"
 
 #define OMPI_SKIP_MPICXX 1  // the C API is enough; the C++ bindings do not compile warning-free
-#include <mpi.h>
+#include "xp/core/cuda_check.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -31,26 +31,9 @@
 namespace xp::cuda {
 namespace {
 
-[[noreturn]] void fail(const char* file, int line, const char* what, const char* why) {
-  int initialized = 0, finalized = 0, rank = -1;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  const bool mpi_up = initialized && !finalized;
-  if (mpi_up) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  std::fprintf(stderr, "flash_attention: rank %d: %s:%d: %s: %s\n", rank, file, line, what, why);
-  std::fflush(stderr);
-  if (mpi_up) MPI_Abort(MPI_COMM_WORLD, 1);
-  std::abort();  // without MPI (standalone tools) there is no job to take down
-}
-
-#define FA_CUDA_CHECK(call)                                                                 \
-  do {                                                                                      \
-    const cudaError_t fa_rc_ = (call);                                                      \
-    if (fa_rc_ != cudaSuccess) fail(__FILE__, __LINE__, #call, cudaGetErrorString(fa_rc_)); \
-  } while (0)
-#define FA_REQUIRE(cond, why)                           \
-  do {                                                  \
-    if (!(cond)) fail(__FILE__, __LINE__, #cond, why);  \
+#define FA_REQUIRE(cond, why)                                                                  \
+  do {                                                                                         \
+    if (!(cond)) ::xp::fatal(__FILE__, __LINE__, std::string("flash attention: ") + #cond + ": " + (why)); \
   } while (0)
 
 using bf16 = __nv_bfloat16;
@@ -192,7 +175,7 @@ void require_aligned(const void* p, const char* what) {
 
 template <typename Kernel>
 void allow_smem(Kernel kernel, size_t bytes) {
-  FA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  XP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
 }  // namespace

@@ -159,7 +159,7 @@ void launch_fwd(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, cu
   allow_smem(attention_fwd_kernel<HS>, fwd_smem_bytes<HS>());
   const dim3 grid(B * NH, (T + 16 * kWarps - 1) / (16 * kWarps));
   attention_fwd_kernel<HS><<<grid, 32 * kWarps, fwd_smem_bytes<HS>(), stream>>>(out, lse, qkv, T, NH, scale_log2);
-  FA_CUDA_CHECK(cudaGetLastError());
+  XP_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace
