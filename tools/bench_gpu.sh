@@ -41,9 +41,9 @@ run() {
 
 for m in $models; do
   rm -rf "$logs/xp_$m"
+  # final_checkpoint=false: a benchmark needs no checkpoint (18 GB and minutes at 1.5B)
   run "xp_$m" mpirun --bind-to none -np 1 "$build/xp_train" "inputs/bench_gpu_${deck[$m]}.in" \
-      run_dir="$logs/xp_$m" steps="$steps" ${xp_args[@]+"${xp_args[@]}"}
-  rm -rf "$logs/xp_$m/ckpt"  # xp_train always checkpoints at the end: up to 18 GB for 1.5B
+      run_dir="$logs/xp_$m" steps="$steps" final_checkpoint=false ${xp_args[@]+"${xp_args[@]}"}
   for mode in eager compile; do
     run "torch_${m}_$mode" "$python" tools/bench_torch_gpu.py --model "$m" --batch "${batch[$m]}" --seq 1024 \
         --steps "$steps" --mode "$mode"

@@ -8,11 +8,13 @@ padded logits excluded from the loss, no dropout. bf16 autocast (fp32 master wei
 Random tokens generated on the device each step: no data files.
 
 Prints one JSON line: model, mode, batch, seq, tokens_per_s and step_ms (median of the last 10
-steps, each timed between device synchronisations), tflops, mfu, peak_memory_gib. Model FLOPs per
+steps, each timed between device synchronisations), tflops, mfu, peak_tflops, peak_memory_gib and
+first_step_s (the first step, which holds torch.compile's compilation). Model FLOPs per
 token are those of xp_train (src/train/metrics.cpp), so the MFUs compare:
     6 * (12 * L * C^2 + Vp * C) + 12 * L * T * C
 (matmul weights including the LM head, forward + backward; attention scores and weighted values,
-causal mask not discounted). MFU = FLOPs/token * tokens/s / --peak_tflops (H100 SXM dense bf16).
+causal mask not discounted). MFU = FLOPs/token * tokens/s / --peak_tflops: 989.4 by default, the dense
+bf16 datasheet peak of the H100 SXM and of the H200 (the same chip; a bf16 GEMM measures ~790 there).
 
     python3 tools/bench_torch_gpu.py --model 124m --batch 32 --mode compile
     /usr/bin/python3 tools/bench_torch_gpu.py --device cpu --model tiny --batch 2 --seq 32 --steps 3
@@ -100,7 +102,8 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--mode", choices=["eager", "compile"], default="eager")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--peak_tflops", type=float, default=989.4, help="per-device peak (H100 SXM dense bf16)")
+    ap.add_argument("--peak_tflops", type=float, default=989.4,
+                    help="per-device peak for the MFU (H100/H200 SXM dense bf16, datasheet)")
     a = ap.parse_args()
     if a.steps < 2:
         ap.error("--steps must be at least 2 (the first step is never timed)")
@@ -122,6 +125,8 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=6e-4, betas=(0.9, 0.95), eps=1e-8, **({"fused": True} if cuda else {}))
     step_fn = torch.compile(model) if a.mode == "compile" else model
+    print(f"{a.model} B={a.batch} T={a.seq} {a.mode}, {n_params / 1e6:.1f} M parameters; "
+          f"MFU against {a.peak_tflops} TFLOP/s", flush=True)
 
     def sync():
         if cuda:
@@ -150,6 +155,7 @@ def main():
         "model": a.model, "mode": a.mode, "batch": a.batch, "seq": a.seq, "device": a.device,
         "n_params": n_params, "tokens_per_s": round(tokens_per_s, 1), "step_ms": round(ms, 3),
         "tflops": round(flops / 1e12, 3), "mfu": round(flops / (a.peak_tflops * 1e12), 5),
+        "peak_tflops": a.peak_tflops, "first_step_s": round(times[0] / 1e3, 2),
         "peak_memory_gib": round(torch.cuda.max_memory_allocated(dev) / 2**30, 3) if cuda else None,
         "torch": torch.__version__,
     }), flush=True)

@@ -5,6 +5,7 @@
 #include "cublaslt_gemm.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -133,11 +134,25 @@ double relative_error(const std::vector<float>& got, const std::vector<double>& 
   return max_ref > 0.0 ? max_diff / max_ref : max_diff;
 }
 
-int failures = 0;
+int failures = 0, cases = 0;
+double max_error = 0.0;  // over every case, for the machine-readable summary line
+
+// "forward Bias bf16 (N,C,OC)=(64,48,80)" -> "forward_Bias_bf16_N_C_OC_64_48_80": one token for METRIC lines
+std::string slug(const std::string& name) {
+  std::string out;
+  for (const char c : name) {
+    if (std::isalnum(static_cast<unsigned char>(c))) out += c;
+    else if (!out.empty() && out.back() != '_') out += '_';
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out;
+}
 
 void report(const std::string& name, double error, double tolerance) {
   const bool pass = error <= tolerance;  // false for NaN
   if (!pass) ++failures;
+  ++cases;
+  max_error = std::isnan(error) ? INFINITY : std::max(max_error, error);
   std::printf("%s  %-58s rel err %.2e  (tol %.0e)\n", pass ? "PASS" : "FAIL", name.c_str(), error, tolerance);
   std::fflush(stdout);
 }
@@ -298,12 +313,15 @@ void check_gelu_form() {
   const double rms_tanh = std::sqrt(square_tanh / (M * N)), rms_erf = std::sqrt(square_erf / (M * N));
   const bool pass = rms_tanh < rms_erf && max_tanh <= 1e-3;
   if (!pass) ++failures;
+  ++cases;
   std::printf("%s  %-58s rms vs tanh %.2e, vs erf %.2e, max vs tanh %.2e\n", pass ? "PASS" : "FAIL",
               "GELU is the tanh form (f32 GeluBias, x in [-6,6])", rms_tanh, rms_erf, max_tanh);
   std::fflush(stdout);
 }
 
 // bf16 throughput of the layer's gemms at GPT-2 124M's MLP size; only the BiasGrad one with bias_grad_only.
+// GB/s counts the fewest bytes each gemm must move (every operand read once, the output written once, read too
+// when beta = 1; bias and aux as the epilogue uses them): against ~4.3 TB/s it says how memory-bound it is.
 void time_layer(std::mt19937& rng, bool bias_grad_only) {
   const int rows = 32768, C = 768, OC = 3072;
   const double flops = 2.0 * rows * C * OC;
@@ -327,7 +345,7 @@ void time_layer(std::mt19937& rng, bool bias_grad_only) {
   cudaEvent_t start, stop;
   CHECK_CUDA(cudaEventCreate(&start));
   CHECK_CUDA(cudaEventCreate(&stop));
-  auto time = [&](const char* name, auto&& call) {
+  auto time = [&](const char* name, double bytes, auto&& call) {
     for (int i = 0; i < 3; ++i) call();  // plan + heuristic, clocks up
     const int iterations = 20;
     CHECK_CUDA(cudaEventRecord(start, stream));
@@ -337,11 +355,17 @@ void time_layer(std::mt19937& rng, bool bias_grad_only) {
     float ms = 0;
     CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
     const double seconds = ms * 1e-3 / iterations;
-    std::printf("TIME  %-58s %8.3f ms  %6.1f TFLOP/s\n", name, seconds * 1e3, flops / seconds * 1e-12);
+    std::printf("TIME  %-58s %8.3f ms  %6.1f TFLOP/s  %7.1f GB/s\n", name, seconds * 1e3, flops / seconds * 1e-12,
+                bytes / seconds * 1e-9);
+    std::printf("METRIC gemm %s ms=%.4f tflops=%.2f gbps=%.1f\n", slug(name).c_str(), seconds * 1e3,
+                flops / seconds * 1e-12, bytes / seconds * 1e-9);
     std::fflush(stdout);
   };
   if (!bias_grad_only)
     std::printf("timing (N,C,OC)=(%d,%d,%d), %.1f GFLOP per gemm, mean of 20:\n", rows, C, OC, flops * 1e-9);
+  // bf16 operands and outputs; the weight gradient is fp32, read and written (beta = 1)
+  const double in_bytes = 2.0 * rows * C, weight_bytes = 2.0 * OC * C, out_bytes = 2.0 * rows * OC;
+  const double dweight_bytes = 2 * 4.0 * OC * C;
   GemmEpilogue none, with_bias, gelu, bias_grad_epilogue;
   with_bias.kind = Epilogue::Bias;
   with_bias.bias = bias->device;
@@ -352,7 +376,7 @@ void time_layer(std::mt19937& rng, bool bias_grad_only) {
   bias_grad_epilogue.kind = Epilogue::BiasGrad;
   bias_grad_epilogue.bias_grad = static_cast<float*>(bias_grad->device);
   if (bias_grad_only) {
-    time("backward-weight bf16 -> f32 += BiasGrad", [&] {
+    time("backward-weight bf16 -> f32 += BiasGrad", out_bytes + in_bytes + dweight_bytes + 4.0 * OC, [&] {
       xp::cuda::gemm(true, false, OC, C, rows, 1.0f, dout->device, DType::BF16, OC, inp->device, DType::BF16, C,
                      1.0f, dweight->device, DType::F32, C, bias_grad_epilogue, stream);
     });
@@ -360,12 +384,13 @@ void time_layer(std::mt19937& rng, bool bias_grad_only) {
     for (const auto* e : {&none, &with_bias, &gelu}) {
       const std::string name = std::string("forward bf16 ") +
                                (e == &none ? "None" : e == &with_bias ? "Bias" : "GeluBias (aux written)");
-      time(name.c_str(), [&] {
+      const double epilogue_bytes = e == &none ? 0.0 : e == &with_bias ? 2.0 * OC : 2.0 * OC + out_bytes;  // aux
+      time(name.c_str(), in_bytes + weight_bytes + out_bytes + epilogue_bytes, [&] {
         xp::cuda::gemm(false, true, rows, OC, C, 1.0f, inp->device, DType::BF16, C, weight->device, DType::BF16, C,
                        0.0f, out->device, DType::BF16, OC, *e, stream);
       });
     }
-    time("backward-input bf16 None", [&] {
+    time("backward-input bf16 None", out_bytes + weight_bytes + in_bytes, [&] {
       xp::cuda::gemm(false, false, rows, C, OC, 1.0f, dout->device, DType::BF16, OC, weight->device, DType::BF16, C,
                      0.0f, dinp->device, DType::BF16, C, none, stream);
     });
@@ -374,11 +399,11 @@ void time_layer(std::mt19937& rng, bool bias_grad_only) {
     dgelu.kind = Epilogue::DGelu;
     dgelu.aux = aux->device;
     dgelu.ldaux = OC;
-    time("backward-input bf16 DGelu (MLP down-projection, C_in=3072)", [&] {
+    time("backward-input bf16 DGelu (MLP down-projection, C_in=3072)", in_bytes + weight_bytes + 2 * out_bytes, [&] {
       xp::cuda::gemm(false, false, rows, OC, C, 1.0f, inp->device, DType::BF16, C, weight->device, DType::BF16, OC,
                      0.0f, out->device, DType::BF16, OC, dgelu, stream);
     });
-    time("backward-weight bf16 -> f32 += None", [&] {
+    time("backward-weight bf16 -> f32 += None", out_bytes + in_bytes + dweight_bytes, [&] {
       xp::cuda::gemm(true, false, OC, C, rows, 1.0f, dout->device, DType::BF16, OC, inp->device, DType::BF16, C,
                      1.0f, dweight->device, DType::F32, C, none, stream);
     });
@@ -432,6 +457,8 @@ int main() {
 
   // Combinations cuBLASLt might reject (gemm then ends the program with its message): last, so that everything
   // above is reported either way.
+  // what the summary reads if one of them ends the program
+  std::printf("METRIC gemm main cases=%d failed=%d max_rel_err=%.3e\n", cases, failures, max_error);
   std::printf("next: BiasGrad (BGRADB, bf16 in, fp32 out), fp32 GELU, fp32 bias with bf16 out\n");
   std::fflush(stdout);
   for (const auto& shape : shapes) check_backward_weight(LayerInputs(shape[0], shape[1], shape[2], rng), true, rng);
@@ -441,5 +468,6 @@ int main() {
   xp::cuda::gemm_release();
 
   std::printf(failures ? "FAILED: %d case(s)\n" : "all cases PASS\n", failures);
+  std::printf("METRIC gemm all cases=%d failed=%d max_rel_err=%.3e\n", cases, failures, max_error);
   return failures ? 1 : 0;
 }

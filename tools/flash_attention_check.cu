@@ -139,6 +139,9 @@ double relative_error(const std::vector<double>& ref, Got got, Keep keep) {
   return max_err / std::max(max_ref, 1e-3);  // the floor keeps all-zero gradients (T = 1) from dividing by ~0
 }
 
+int cases = 0, failed_cases = 0;
+double max_error = 0;  // over every tensor of every case, for the machine-readable summary line
+
 bool check_case(int B, int T, int NH, int hs, uint32_t seed) {
   const int C = NH * hs;
   std::mt19937 rng(seed);
@@ -179,7 +182,12 @@ bool check_case(int B, int T, int NH, int hs, uint32_t seed) {
   const double e_dv = relative_error(ref.dqkv, grad, part(2));
   const bool guards = d_out.guard_intact() && d_lse.guard_intact() && d_dqkv.guard_intact() && d_ws.guard_intact();
   bool pass = guards;
-  for (double e : {e_out, e_lse, e_dq, e_dk, e_dv}) pass = pass && e <= kTolerance;  // NaN fails
+  for (double e : {e_out, e_lse, e_dq, e_dk, e_dv}) {
+    pass = pass && e <= kTolerance;  // NaN fails
+    max_error = std::isnan(e) ? INFINITY : std::max(max_error, e);
+  }
+  ++cases;
+  failed_cases += pass ? 0 : 1;
   std::printf("hs %3d B %d T %4d NH %d | rel err out %.2e lse %.2e dq %.2e dk %.2e dv %.2e%s | %s\n", hs, B, T, NH,
               e_out, e_lse, e_dq, e_dk, e_dv, guards ? "" : " | WRITE PAST END", pass ? "PASS" : "FAIL");
   return pass;
@@ -223,9 +231,19 @@ void bench(int B, int T, int NH, int hs) {
   fwd_ms /= iters, bwd_ms /= iters;
   const double fwd_flop = 0.5 * 4.0 * B * NH * double(T) * T * hs;  // causal: half of the full 4·B·NH·T²·hs
   const double bwd_flop = 2.5 * fwd_flop;
-  std::printf("B %2d T %d NH %2d hs %3d | fwd %.3f ms %.1f TFLOP/s | bwd %.3f ms %.1f TFLOP/s | fwd+bwd %.3f ms %.1f TFLOP/s\n",
-              B, T, NH, hs, fwd_ms, fwd_flop / fwd_ms * 1e-9, bwd_ms, bwd_flop / bwd_ms * 1e-9, fwd_ms + bwd_ms,
+  // The fewest bytes each pass must move (inputs read once, outputs written once; the workspace not counted):
+  // fwd reads qkv, writes out and lse; bwd reads qkv, out, dout and lse, writes dqkv.
+  const double qkv_bytes = 2.0 * B * T * 3 * C, row_bytes = 2.0 * B * T * C, lse_bytes = 4.0 * B * NH * T;
+  const double fwd_bytes = qkv_bytes + row_bytes + lse_bytes, bwd_bytes = 2 * qkv_bytes + 2 * row_bytes + lse_bytes;
+  std::printf("B %2d T %d NH %2d hs %3d | fwd %.3f ms %.1f TFLOP/s %.0f GB/s | bwd %.3f ms %.1f TFLOP/s %.0f GB/s | "
+              "fwd+bwd %.3f ms %.1f TFLOP/s\n",
+              B, T, NH, hs, fwd_ms, fwd_flop / fwd_ms * 1e-9, fwd_bytes / fwd_ms * 1e-6, bwd_ms,
+              bwd_flop / bwd_ms * 1e-9, bwd_bytes / bwd_ms * 1e-6, fwd_ms + bwd_ms,
               (fwd_flop + bwd_flop) / (fwd_ms + bwd_ms) * 1e-9);
+  std::printf("METRIC attention fwd_B%d_T%d_NH%d_hs%d ms=%.4f tflops=%.2f gbps=%.1f\n", B, T, NH, hs, fwd_ms,
+              fwd_flop / fwd_ms * 1e-9, fwd_bytes / fwd_ms * 1e-6);
+  std::printf("METRIC attention bwd_B%d_T%d_NH%d_hs%d ms=%.4f tflops=%.2f gbps=%.1f\n", B, T, NH, hs, bwd_ms,
+              bwd_flop / bwd_ms * 1e-9, bwd_bytes / bwd_ms * 1e-6);
   CHECK_CUDA(cudaEventDestroy(start));
   CHECK_CUDA(cudaEventDestroy(mid));
   CHECK_CUDA(cudaEventDestroy(stop));
@@ -246,6 +264,8 @@ int main(int argc, char** argv) {
   for (int hs : {64, 128})
     for (const Shape& s : shapes) pass = check_case(s.B, s.T, s.NH, hs, seed++) && pass;
   std::printf("%s\n", pass ? "ALL PASS" : "SOME FAILED");
+  std::printf("METRIC attention all cases=%d failed=%d max_rel_err=%.3e\n", cases, failed_cases, max_error);
+  std::fflush(stdout);
 
   if (run_bench) {
     bench(32, 1024, 12, 64);

@@ -15,6 +15,7 @@ packages=(
   libtomlplusplus-dev                   # input decks
   libgtest-dev googletest procps        # tests (procps: pgrep in the crash and signal tests)
   python3-torch python3-h5py python3-numpy python3-matplotlib  # PyTorch reference test, plots (/usr/bin/python3)
+  mmdebstrap                            # the clean root the GPU bundle is proven in (tools/check_gpu_bundle.sh)
 )
 
 missing=()
