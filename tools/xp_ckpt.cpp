@@ -18,6 +18,7 @@
 #include "xp/io/checkpoint.hpp"
 #include "xp/config/deck.hpp"
 #include "xp/io/checkpoint_inspect.hpp"
+#include "xp/io/safetensors.hpp"
 #include "xp/model/layout.hpp"
 
 namespace fs = std::filesystem;

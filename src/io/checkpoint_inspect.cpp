@@ -1,9 +1,7 @@
 #include "xp/io/checkpoint_inspect.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
-#include <memory>
 #include <set>
 
 #include "xp/core/error.hpp"
@@ -15,8 +13,6 @@ namespace fs = std::filesystem;
 
 namespace xp {
 namespace {
-
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian, as this host");
 
 // HDF5 prints its error stack on every failed call; these calls may fail and we say why ourselves.
 class QuietHdf5 {
@@ -254,82 +250,6 @@ std::vector<float> CheckpointIndex::read(const IndexTensor& tensor, Moment momen
   if (dataset >= 0) H5Dclose(dataset);
   if (!ok) throw InputError("cannot read '" + path + "' through checkpoint index '" + path_ + "'");
   return values;
-}
-
-int write_gpt2_safetensors(const CheckpointIndex& index, const std::string& path) {
-  // Our block tensor names → Hugging Face's, and whether the weight is stored transposed there
-  // (GPT-2's Conv1D keeps (in, out); we keep PyTorch Linear's (out, in)).
-  const struct {
-    const char *ours, *theirs;
-    bool transpose;
-  } renames[] = {{"attn.qkv.weight", "attn.c_attn.weight", true}, {"attn.qkv.bias", "attn.c_attn.bias", false},
-                 {"attn.proj.weight", "attn.c_proj.weight", true}, {"attn.proj.bias", "attn.c_proj.bias", false},
-                 {"mlp.fc.weight", "mlp.c_fc.weight", true},       {"mlp.fc.bias", "mlp.c_fc.bias", false},
-                 {"mlp.proj.weight", "mlp.c_proj.weight", true},   {"mlp.proj.bias", "mlp.c_proj.bias", false}};
-  struct Output {
-    const IndexTensor* source;
-    std::string name;
-    std::vector<int64_t> shape;
-    bool transpose = false;
-  };
-  const int vocab_size = index.model().vocab_size;
-  std::vector<Output> outputs;
-  for (const IndexTensor& tensor : index.tensors()) {
-    Output out{&tensor, "transformer." + tensor.name, tensor.shape};
-    if (tensor.name == "wte.weight") out.shape[0] = vocab_size;  // drop the padding rows
-    for (const auto& rename : renames) {
-      const std::string suffix = rename.ours;
-      if (tensor.name.size() > suffix.size() &&
-          tensor.name.compare(tensor.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        out.name = "transformer." + tensor.name.substr(0, tensor.name.size() - suffix.size()) + rename.theirs;
-        out.transpose = rename.transpose;
-        if (out.transpose) std::swap(out.shape[0], out.shape[1]);
-      }
-    }
-    outputs.push_back(out);
-  }
-
-  // Header: JSON with each tensor's byte range in the data that follows, padded to 8 bytes.
-  std::string header = "{\"__metadata__\":{\"format\":\"pt\"}";
-  int64_t offset = 0;
-  for (const Output& out : outputs) {
-    int64_t bytes = 4;
-    std::string shape;
-    for (int64_t extent : out.shape) {
-      bytes *= extent;
-      shape += (shape.empty() ? "" : ",") + std::to_string(extent);
-    }
-    header += ",\"" + out.name + "\":{\"dtype\":\"F32\",\"shape\":[" + shape + "],\"data_offsets\":[" +
-              std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
-    offset += bytes;
-  }
-  header += "}";
-  header.append((8 - header.size() % 8) % 8, ' ');
-
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "wb"), std::fclose);
-  if (!file) throw InputError("cannot create '" + path + "'");
-  const uint64_t header_size = header.size();
-  bool ok = std::fwrite(&header_size, 8, 1, file.get()) == 1 &&
-            std::fwrite(header.data(), 1, header.size(), file.get()) == header.size();
-  std::vector<float> data;
-  for (const Output& out : outputs) {
-    if (!ok) break;
-    const std::vector<float> full = index.read(*out.source);
-    if (out.transpose) {  // (rows, columns) → (columns, rows)
-      const int64_t rows = out.shape[1], columns = out.shape[0];
-      data.resize(full.size());
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < columns; ++c) data[c * rows + r] = full[r * columns + c];
-    } else {
-      data = full;
-    }
-    int64_t count = 1;
-    for (int64_t extent : out.shape) count *= extent;
-    ok = std::fwrite(data.data(), sizeof(float), count, file.get()) == static_cast<size_t>(count);
-  }
-  ok = std::fclose(file.release()) == 0 && ok;
-  if (!ok) throw InputError("cannot write '" + path + "'");
-  return static_cast<int>(outputs.size());
 }
 
 }  // namespace xp

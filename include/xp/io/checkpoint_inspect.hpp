@@ -1,8 +1,7 @@
 #pragma once
 // Read-only access to checkpoints (io/checkpoint.hpp) for the loader, xp_ckpt and tests: every
 // checkpoint directory of a run, partial ones included; a checkpoint's index with its attributes and
-// full tensors by name; and the export of the weights as a Hugging Face GPT-2 safetensors file.
-// Errors throw InputError.
+// full tensors by name. Errors throw InputError.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -71,10 +70,5 @@ class CheckpointIndex {
   hid_t file_ = -1;
   std::vector<IndexTensor> tensors_;
 };
-
-// Writes the model weights of a checkpoint as Hugging Face GPT-2 (GPT2LMHeadModel names, Conv1D
-// (in, out) layouts, wte cut to vocab_size rows, no lm_head: it is tied) in the safetensors format.
-// Returns the number of tensors written.
-int write_gpt2_safetensors(const CheckpointIndex& index, const std::string& path);
 
 }  // namespace xp
