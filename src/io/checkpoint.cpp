@@ -146,7 +146,7 @@ void write_index(const std::string& path, const ModelConfig& model, const Checkp
 std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string& run_dir) {
   std::vector<std::pair<int64_t, fs::path>> found;
   std::error_code error;
-  const fs::path root = fs::path(run_dir) / "ckpt";
+  const fs::path root = fs::path(run_dir) / checkpoint_folder_name;
   for (const auto& entry : fs::directory_iterator(root, error)) {
     std::string suffix;
     const int64_t step = parse_step_dir(entry.path().filename().string(), suffix);
@@ -188,7 +188,7 @@ void sweep(const fs::path& root) {
 
 std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid, const ModelConfig& model,
                             const TensorBuffers& tensors, const CheckpointState& state, int keep_last) {
-  const fs::path root = fs::path(run_dir) / "ckpt";
+  const fs::path root = fs::path(run_dir) / checkpoint_folder_name;
   const fs::path final_dir = root / step_dir_name(state.step);
   const fs::path temporary = root / hidden_step_dir_name(state.step, partial_suffix);
   if (grid.world_rank() == 0) {

@@ -51,8 +51,9 @@ bool select_slice_block(hid_t space, const SliceBlock& block, bool in_full, H5S_
 }
 
 std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir) {
-  const fs::path root = fs::path(run_dir) / "ckpt";
-  if (!fs::is_directory(root)) throw InputError("'" + run_dir + "' has no checkpoint folder ckpt/");
+  const fs::path root = fs::path(run_dir) / checkpoint_folder_name;
+  if (!fs::is_directory(root))
+    throw InputError("'" + run_dir + "' has no checkpoint folder " + checkpoint_folder_name + "/");
   std::vector<CheckpointEntry> found;
   for (const auto& entry : fs::directory_iterator(root)) {
     CheckpointEntry checkpoint;

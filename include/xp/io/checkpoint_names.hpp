@@ -7,6 +7,8 @@
 
 namespace xp {
 
+constexpr const char* checkpoint_folder_name = "ckpt";  // <run_dir>/ckpt holds a run's step directories
+
 // step_NNNNNN
 std::string step_dir_name(int64_t step);
 
