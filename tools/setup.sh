@@ -13,6 +13,7 @@ packages=(
   libtrilinos-kokkos-dev                # Kokkos 3.4 (Serial backend) for the kernels
   libopenblas-dev                       # host GEMM
   libtomlplusplus-dev                   # input decks
+  nlohmann-json3-dev                    # JSON: safetensors headers (header-only)
   libgtest-dev googletest procps        # tests (procps: pgrep in the crash and signal tests)
   python3-torch python3-h5py python3-numpy python3-matplotlib  # PyTorch reference test, plots (/usr/bin/python3)
   mmdebstrap                            # the clean root the GPU bundle is proven in (tools/check_gpu_bundle.sh)

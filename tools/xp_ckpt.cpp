@@ -1,6 +1,6 @@
 // xp_ckpt: look into xp_train checkpoints (io/checkpoint.hpp) without MPI.
 //   xp_ckpt list RUN_DIR                      every checkpoint: step, size, dp/tp/pp/zero; partial ones marked
-//   xp_ckpt info CKPT_DIR                     model, topology, step, data cursor, every tensor and its split
+//   xp_ckpt info CKPT_DIR                     model, topology, stage map, step, data cursor, every tensor and its split
 //   xp_ckpt verify CKPT_DIR                   every shard present with its size and CRC-32, tensors finite
 //   xp_ckpt diff CKPT_A CKPT_B                max abs / rel difference of params and AdamW moments
 //   xp_ckpt export CKPT_DIR --to safetensors [-o OUT]   Hugging Face GPT-2 weights
@@ -18,6 +18,7 @@
 #include "xp/io/checkpoint.hpp"
 #include "xp/config/deck.hpp"
 #include "xp/io/checkpoint_inspect.hpp"
+#include "xp/io/safetensors.hpp"
 #include "xp/model/layout.hpp"
 
 namespace fs = std::filesystem;
@@ -25,11 +26,10 @@ using xp::CheckpointIndex;
 using xp::config_summary;
 using xp::IndexTensor;
 using xp::InputError;
+using xp::all_moments;
 using xp::Moment;
 
 namespace {
-
-const Moment all_moments[] = {Moment::Param, Moment::ExpAvg, Moment::ExpAvgSq};
 
 int usage() {
   std::fprintf(stderr,
@@ -60,6 +60,19 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 std::string layout_text(const CheckpointIndex& index) {
   return "dp " + std::to_string(index.attribute("dp")) + " x tp " + std::to_string(index.attribute("tp")) + " x pp " +
          std::to_string(index.attribute("pp")) + ", zero_stage " + std::to_string(index.attribute("zero_stage"));
+}
+
+// "0: layers 0-1 + embedding; 1: layer 2 + head"
+std::string stages_text(const CheckpointIndex& index) {
+  std::string text;
+  for (size_t s = 0; s < index.stages().size(); ++s) {
+    const xp::StageRange& stage = index.stages()[s];
+    const std::string first = std::to_string(stage.first_layer), last = std::to_string(stage.last_layer - 1);
+    text += (s ? "; " : "") + std::to_string(s) + ": " +
+            (stage.layers() == 1 ? "layer " + first : "layers " + first + "-" + last) +
+            (stage.has_embedding ? " + embedding" : "") + (stage.has_head ? " + head" : "");
+  }
+  return text;
 }
 
 // Checks sizes and CRC-32 of every shard (the library's own check, as resuming does).
@@ -101,6 +114,8 @@ int info(const std::string& dir) {
               model.n_layer, model.n_head, model.n_embd, model.seq_len, model.vocab_size, model.padded_vocab(),
               (long long)xp::count_parameters(model));
   std::printf("layout       %s\n", layout_text(index).c_str());
+  std::printf("stages       %s%s\n", stages_text(index).c_str(),
+              index.format_version() < 2 ? " (format 1: read off the tensor names)" : "");
   std::printf("data cursor  shard %lld, position %lld, epoch %lld\n", (long long)index.attribute("train_shard"),
               (long long)index.attribute("train_position"), (long long)index.attribute("train_epoch"));
   try {

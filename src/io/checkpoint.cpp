@@ -6,34 +6,21 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cinttypes>
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <vector>
 
 #include "xp/core/error.hpp"
 #include "xp/io/checkpoint_inspect.hpp"
+#include "xp/io/checkpoint_names.hpp"
 #include "xp/io/hdf5_file.hpp"
-#include "xp/model/partition.hpp"
+#include "xp/model/partition.hpp"  // StageRange, placement_of: the stage map as the writers held it
 
 namespace fs = std::filesystem;
 
 namespace xp {
 namespace {
-
-const char* const moment_names[] = {"exp_avg", "exp_avg_sq"};
-
-std::string shard_file_name(int stage, int tp_rank) {
-  char name[64];
-  std::snprintf(name, sizeof name, "shard_pp%02d_tp%02d.h5", stage, tp_rank);
-  return name;
-}
-
-std::string step_dir_name(int64_t step) {
-  char name[64];
-  std::snprintf(name, sizeof name, "step_%06" PRId64, step);
-  return name;
-}
 
 // CRC-32 and size of a whole file; false when it cannot be read.
 bool file_crc32(const std::string& path, uint32_t& crc, int64_t& bytes) {
@@ -58,135 +45,100 @@ void sync_path(const std::string& path) {
   ::close(fd);
 }
 
-
-void write_attribute(hid_t object, const std::string& name, int64_t value) {
-  hid_t space = XP_HDF5_CHECK(H5Screate(H5S_SCALAR));
-  hid_t attribute = XP_HDF5_CHECK(H5Acreate2(object, name.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT));
-  XP_HDF5_CHECK(H5Awrite(attribute, H5T_NATIVE_INT64, &value));
-  H5Aclose(attribute);
-  H5Sclose(space);
-}
-
-void write_attribute(hid_t object, const std::string& name, const std::string& value) {
-  hid_t type = XP_HDF5_CHECK(H5Tcopy(H5T_C_S1));
-  XP_HDF5_CHECK(H5Tset_size(type, std::max<size_t>(1, value.size())));
-  hid_t space = XP_HDF5_CHECK(H5Screate(H5S_SCALAR));
-  hid_t attribute = XP_HDF5_CHECK(H5Acreate2(object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT));
-  XP_HDF5_CHECK(H5Awrite(attribute, type, value.c_str()));
-  H5Aclose(attribute);
-  H5Sclose(space);
-  H5Tclose(type);
-}
-
 // The full tensor `full_name` in the index as a virtual dataset over every tp rank's slice of it.
 void write_virtual_tensor(hid_t index, const std::string& full_name, const TensorInfo& tensor, int stage,
                           int tp_size, const std::string& source_dataset) {
   const int rank = static_cast<int>(tensor.full_shape.size());
   std::vector<hsize_t> full(tensor.full_shape.begin(), tensor.full_shape.end());
   std::vector<hsize_t> local(tensor.shape.begin(), tensor.shape.end());
-  hid_t dcpl = XP_HDF5_CHECK(H5Pcreate(H5P_DATASET_CREATE));
-  hid_t virtual_space = XP_HDF5_CHECK(H5Screate_simple(rank, full.data(), nullptr));
-  hid_t source_space = XP_HDF5_CHECK(H5Screate_simple(rank, local.data(), nullptr));
+  const Hdf5Id dcpl(XP_HDF5_CHECK(H5Pcreate(H5P_DATASET_CREATE)));
+  const Hdf5Id virtual_space(XP_HDF5_CHECK(H5Screate_simple(rank, full.data(), nullptr)));
+  const Hdf5Id source_space(XP_HDF5_CHECK(H5Screate_simple(rank, local.data(), nullptr)));
+  // A replicated tensor is the same on every tp rank: rank 0's copy is the whole of it.
   const int writers = tensor.split == Split::Replicated ? 1 : tp_size;
   for (int r = 0; r < writers; ++r) {
     const std::string source_file = "./" + shard_file_name(stage, r);
-    std::vector<hsize_t> start(rank, 0), count(full);
-    if (tensor.split == Split::Replicated) {
-      XP_HDF5_CHECK(H5Sselect_all(virtual_space));
-      XP_HDF5_CHECK(H5Sselect_all(source_space));
+    for (const SliceBlock& block : tensor.slice_blocks(r, tp_size)) {
+      XP_REQUIRE(select_slice_block(virtual_space, block, true, H5S_SELECT_SET) &&
+                     select_slice_block(source_space, block, false, H5S_SELECT_SET),
+                 "cannot select a block of '" + source_dataset + "' for the index");
       XP_HDF5_CHECK(H5Pset_virtual(dcpl, virtual_space, source_file.c_str(), source_dataset.c_str(), source_space));
-    } else if (tensor.split == Split::Row) {
-      start[1] = r * local[1];
-      count[1] = local[1];
-      XP_HDF5_CHECK(H5Sselect_hyperslab(virtual_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
-      XP_HDF5_CHECK(H5Sselect_all(source_space));
-      XP_HDF5_CHECK(H5Pset_virtual(dcpl, virtual_space, source_file.c_str(), source_dataset.c_str(), source_space));
-    } else {  // Column or Vocab: rows, in `parts` blocks
-      const hsize_t part_rows = full[0] / tensor.parts, local_part_rows = local[0] / tensor.parts;
-      for (int p = 0; p < tensor.parts; ++p) {
-        start[0] = p * part_rows + r * local_part_rows;
-        count[0] = local_part_rows;
-        XP_HDF5_CHECK(H5Sselect_hyperslab(virtual_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
-        std::vector<hsize_t> source_start(rank, 0), source_count(local);
-        source_start[0] = p * local_part_rows;
-        source_count[0] = local_part_rows;
-        XP_HDF5_CHECK(H5Sselect_hyperslab(source_space, H5S_SELECT_SET, source_start.data(), nullptr,
-                                          source_count.data(), nullptr));
-        XP_HDF5_CHECK(
-            H5Pset_virtual(dcpl, virtual_space, source_file.c_str(), source_dataset.c_str(), source_space));
-      }
     }
   }
   XP_HDF5_CHECK(H5Sselect_all(virtual_space));
-  hid_t links = XP_HDF5_CHECK(H5Pcreate(H5P_LINK_CREATE));
-  XP_HDF5_CHECK(H5Pset_create_intermediate_group(links, 1));
-  hid_t dataset = H5Dcreate2(index, full_name.c_str(), H5T_NATIVE_FLOAT, virtual_space, links, dcpl, H5P_DEFAULT);
-  XP_REQUIRE(dataset >= 0, "cannot create virtual dataset '" + full_name + "'");
+  const Hdf5Id links = intermediate_groups();
+  const Hdf5Id dataset(H5Dcreate2(index, full_name.c_str(), H5T_NATIVE_FLOAT, virtual_space, links, dcpl, H5P_DEFAULT));
+  XP_REQUIRE(dataset.valid(), "cannot create virtual dataset '" + full_name + "'");
   write_attribute(dataset, "split", std::string(split_name(tensor.split)));
   write_attribute(dataset, "parts", int64_t{tensor.parts});
-  H5Dclose(dataset);
-  H5Pclose(links);
-  H5Sclose(source_space);
-  H5Sclose(virtual_space);
-  H5Pclose(dcpl);
 }
 
+// What each rank tells rank 0 for the index: its shard (when it wrote one) and its part of the model.
 struct ShardRecord {
-  int64_t writer, stage, tp_rank, crc, bytes;
+  int64_t writer = 0, stage = 0, tp_rank = 0, crc = 0, bytes = 0;
+  int64_t first_layer = 0, last_layer = 0, has_embedding = 0, has_head = 0;
+
+  // Sent as plain int64 values, field by field.
+  static constexpr int fields = 9;
+  std::array<int64_t, fields> pack() const {
+    return {writer, stage, tp_rank, crc, bytes, first_layer, last_layer, has_embedding, has_head};
+  }
+  static ShardRecord unpack(const int64_t* v) { return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]}; }
 };
 
 void write_index(const std::string& path, const ModelConfig& model, const CheckpointState& state,
-                 const std::vector<ShardRecord>& shards) {
-  hid_t index = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  XP_REQUIRE(index >= 0, "cannot create checkpoint index '" + path + "'");
+                 const std::vector<ShardRecord>& records) {
+  Hdf5File index(path);
   const Layout& layout = state.layout;
-  write_attribute(index, "format_version", checkpoint_format_version);
-  write_attribute(index, "step", state.step);
-  write_attribute(index, "seed", static_cast<int64_t>(state.seed));
-  write_attribute(index, "dp", int64_t{layout.dp});
-  write_attribute(index, "tp", int64_t{layout.tp});
-  write_attribute(index, "pp", int64_t{layout.pp});
-  write_attribute(index, "zero_stage", int64_t{state.zero_stage});
-  write_attribute(index, "train_shard", state.train_cursor.shard);
-  write_attribute(index, "train_position", state.train_cursor.position);
-  write_attribute(index, "train_epoch", state.train_cursor.epoch);
-  write_attribute(index, "n_layer", int64_t{model.n_layer});
-  write_attribute(index, "n_head", int64_t{model.n_head});
-  write_attribute(index, "n_embd", int64_t{model.n_embd});
-  write_attribute(index, "seq_len", int64_t{model.seq_len});
-  write_attribute(index, "vocab_size", int64_t{model.vocab_size});
-  write_attribute(index, "config", state.config_toml);
+  index.write_attribute("format_version", checkpoint_format_version);
+  index.write_attribute("step", state.step);
+  index.write_attribute("seed", static_cast<int64_t>(state.seed));
+  index.write_attribute("dp", int64_t{layout.dp});
+  index.write_attribute("tp", int64_t{layout.tp});
+  index.write_attribute("pp", int64_t{layout.pp});
+  index.write_attribute("zero_stage", int64_t{state.zero_stage});
+  index.write_attribute("train_shard", state.train_cursor.shard);
+  index.write_attribute("train_position", state.train_cursor.position);
+  index.write_attribute("train_epoch", state.train_cursor.epoch);
+  index.write_attribute("n_layer", int64_t{model.n_layer});
+  index.write_attribute("n_head", int64_t{model.n_head});
+  index.write_attribute("n_embd", int64_t{model.n_embd});
+  index.write_attribute("seq_len", int64_t{model.seq_len});
+  index.write_attribute("vocab_size", int64_t{model.vocab_size});
+  index.write_attribute("config", state.config_toml);
 
-  hid_t group = XP_HDF5_CHECK(H5Gcreate2(index, "shards", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  for (const ShardRecord& shard : shards) {
+  const Hdf5Id links = intermediate_groups();
+  std::vector<const ShardRecord*> stages(layout.pp, nullptr);  // the tp rank 0 writer of each stage
+  for (const ShardRecord& shard : records) {
     if (!shard.writer) continue;
-    hid_t entry = XP_HDF5_CHECK(H5Gcreate2(group, shard_file_name(int(shard.stage), int(shard.tp_rank)).c_str(),
-                                           H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    XP_REQUIRE(shard.stage >= 0 && shard.stage < layout.pp, "shard record of stage " + std::to_string(shard.stage));
+    const std::string group = shard_record_path(shard_file_name(int(shard.stage), int(shard.tp_rank)));
+    const Hdf5Id entry(XP_HDF5_CHECK(H5Gcreate2(index.id(), group.c_str(), links, H5P_DEFAULT, H5P_DEFAULT)));
     write_attribute(entry, "crc32", shard.crc);
     write_attribute(entry, "bytes", shard.bytes);
-    H5Gclose(entry);
+    if (shard.tp_rank == 0) stages[shard.stage] = &shard;
   }
-  H5Gclose(group);
 
-  const std::vector<StageRange> stages = partition_layers(model, layout.pp);
+  // The stage map as the writing ranks held it (format 2): loading reads it instead of recomputing a
+  // partition that a later version may choose differently.
   for (int s = 0; s < layout.pp; ++s) {
-    const ParameterLayout table(model, placement_of(stages[s], layout.tp, 0));
-    for (const TensorInfo& tensor : table.tensors()) {
-      const std::string stage_path = "stage_" + std::to_string(s) + "/" + tensor.name;
-      write_virtual_tensor(index, "/" + stage_path, tensor, s, layout.tp, "/param/" + tensor.name);
-      for (const char* moment : moment_names)
-        write_virtual_tensor(index, std::string("/optimizer/") + moment + "/" + stage_path, tensor, s, layout.tp,
-                             std::string("/") + moment + "/" + tensor.name);
-    }
+    XP_REQUIRE(stages[s], "no rank wrote tensor-parallel rank 0 of stage " + std::to_string(s));
+    const ShardRecord& stage = *stages[s];
+    const Hdf5Id group(XP_HDF5_CHECK(
+        H5Gcreate2(index.id(), stage_group_path(s).c_str(), links, H5P_DEFAULT, H5P_DEFAULT)));
+    write_attribute(group, "first_layer", stage.first_layer);
+    write_attribute(group, "last_layer", stage.last_layer);
+    write_attribute(group, "has_embedding", stage.has_embedding);
+    write_attribute(group, "has_head", stage.has_head);
+    const StageRange range{int(stage.first_layer), int(stage.last_layer), stage.has_embedding != 0,
+                           stage.has_head != 0};
+    const ParameterLayout table(model, placement_of(range, layout.tp, 0));
+    for (const TensorInfo& tensor : table.tensors())
+      for (Moment moment : all_moments)
+        write_virtual_tensor(index.id(), index_dataset_path(moment, s, tensor.name), tensor, s, layout.tp,
+                             shard_dataset_path(moment, tensor.name));
   }
-  XP_REQUIRE(H5Fclose(index) >= 0, "cannot close checkpoint index '" + path + "'");
-}
-
-// The step of a directory named step_NNNNNN (or -1).
-int64_t step_of(const std::string& name) {
-  if (name.rfind("step_", 0) != 0 || name.size() == 5 || name.find_first_not_of("0123456789", 5) != std::string::npos)
-    return -1;
-  return std::stoll(name.substr(5));
+  index.close();
 }
 
 // Complete checkpoints under <run_dir>/ckpt, oldest first. A checkpoint being replaced by a new save
@@ -194,17 +146,13 @@ int64_t step_of(const std::string& name) {
 std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string& run_dir) {
   std::vector<std::pair<int64_t, fs::path>> found;
   std::error_code error;
-  const fs::path root = fs::path(run_dir) / "ckpt";
+  const fs::path root = fs::path(run_dir) / checkpoint_folder_name;
   for (const auto& entry : fs::directory_iterator(root, error)) {
-    const std::string name = entry.path().filename().string();
-    int64_t step = step_of(name);
-    const std::string suffix = ".replaced";
-    if (step < 0 && name.size() > suffix.size() + 1 && name[0] == '.' &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      step = step_of(name.substr(1, name.size() - suffix.size() - 1));
-      if (step >= 0 && fs::exists(root / step_dir_name(step))) continue;
-    }
-    if (step < 0 || !fs::exists(entry.path() / "index.h5")) continue;
+    std::string suffix;
+    const int64_t step = parse_step_dir(entry.path().filename().string(), suffix);
+    if (step < 0 || !(suffix.empty() || suffix == replaced_suffix)) continue;
+    if (suffix == replaced_suffix && fs::exists(root / step_dir_name(step))) continue;
+    if (!fs::exists(entry.path() / index_file_name)) continue;
     found.emplace_back(step, entry.path());
   }
   std::sort(found.begin(), found.end());
@@ -214,7 +162,7 @@ std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string
 // Removes a directory so that a kill midway never leaves something that looks like a checkpoint.
 void remove_checkpoint_dir(const fs::path& dir) {
   std::error_code error;
-  const fs::path doomed = dir.parent_path() / ("." + dir.filename().string() + ".deleting");
+  const fs::path doomed = dir.parent_path() / ("." + dir.filename().string() + deleting_suffix);
   fs::rename(dir, doomed, error);
   fs::remove_all(error ? dir : doomed, error);
 }
@@ -225,13 +173,12 @@ void sweep(const fs::path& root) {
   std::error_code error;
   std::vector<fs::path> leftovers;
   for (const auto& entry : fs::directory_iterator(root, error)) {
-    const std::string name = entry.path().filename().string();
-    if (name[0] != '.') continue;
-    const auto dot = name.rfind('.');
-    const std::string kind = name.substr(dot), step_name = name.substr(1, dot - 1);
-    if (kind == ".replaced" && step_of(step_name) >= 0 && !fs::exists(root / step_name))
-      fs::rename(entry.path(), root / step_name, error);
-    else if (kind == ".partial" || kind == ".deleting" || kind == ".replaced")
+    std::string suffix;
+    const int64_t step = parse_step_dir(entry.path().filename().string(), suffix);
+    if (step < 0 || suffix.empty()) continue;
+    if (suffix == replaced_suffix && !fs::exists(root / step_dir_name(step)))
+      fs::rename(entry.path(), root / step_dir_name(step), error);
+    else
       leftovers.push_back(entry.path());
   }
   for (const fs::path& path : leftovers) fs::remove_all(path, error);
@@ -241,9 +188,9 @@ void sweep(const fs::path& root) {
 
 std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid, const ModelConfig& model,
                             const TensorBuffers& tensors, const CheckpointState& state, int keep_last) {
-  const fs::path root = fs::path(run_dir) / "ckpt";
+  const fs::path root = fs::path(run_dir) / checkpoint_folder_name;
   const fs::path final_dir = root / step_dir_name(state.step);
-  const fs::path temporary = root / ("." + step_dir_name(state.step) + ".partial");
+  const fs::path temporary = root / hidden_step_dir_name(state.step, partial_suffix);
   if (grid.world_rank() == 0) {
     std::error_code error;
     fs::create_directories(root, error);
@@ -254,16 +201,23 @@ std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid
   XP_MPI_CHECK(MPI_Barrier(grid.world()));
 
   // One data-parallel replica writes; its tensors are this rank's slices of its stage.
-  ShardRecord record{0, grid.pp_rank(), grid.tp_rank(), 0, 0};
+  const Placement& placement = tensors.layout->placement();
+  ShardRecord record;
+  record.stage = grid.pp_rank();
+  record.tp_rank = grid.tp_rank();
+  record.first_layer = placement.first_layer;
+  record.last_layer = placement.last_layer;
+  record.has_embedding = placement.has_embedding;
+  record.has_head = placement.has_head;
   if (grid.dp_rank() == 0) {
     const std::string path = (temporary / shard_file_name(grid.pp_rank(), grid.tp_rank())).string();
     {
-      Hdf5File file(path, Hdf5File::Mode::Create);
-      for (const TensorInfo& tensor : tensors.layout->tensors()) {
-        file.write("/param/" + tensor.name, tensors.params + tensor.offset, tensor.shape);
-        file.write("/exp_avg/" + tensor.name, tensors.exp_avg + tensor.offset, tensor.shape);
-        file.write("/exp_avg_sq/" + tensor.name, tensors.exp_avg_sq + tensor.offset, tensor.shape);
-      }
+      Hdf5File file(path);
+      const std::pair<Moment, const float*> sources[] = {
+          {Moment::Param, tensors.params}, {Moment::ExpAvg, tensors.exp_avg}, {Moment::ExpAvgSq, tensors.exp_avg_sq}};
+      for (const TensorInfo& tensor : tensors.layout->tensors())
+        for (const auto& [moment, buffer] : sources)
+          file.write(shard_dataset_path(moment, tensor.name), buffer + tensor.offset, tensor.shape);
       file.close();
     }
     sync_path(path);
@@ -272,17 +226,22 @@ std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid
     record.writer = 1;
     record.crc = crc;
   }
-  std::vector<ShardRecord> records(grid.world_size());
-  XP_MPI_CHECK(MPI_Gather(&record, 5, MPI_INT64_T, records.data(), 5, MPI_INT64_T, 0, grid.world()));
+  const std::array<int64_t, ShardRecord::fields> packed = record.pack();
+  std::vector<int64_t> gathered(size_t(grid.world_size()) * ShardRecord::fields);
+  XP_MPI_CHECK(MPI_Gather(packed.data(), ShardRecord::fields, MPI_INT64_T, gathered.data(), ShardRecord::fields,
+                          MPI_INT64_T, 0, grid.world()));
 
   // The index goes last, then the rename publishes the whole directory at once.
   if (grid.world_rank() == 0) {
-    const std::string index = (temporary / "index.h5").string();
+    std::vector<ShardRecord> records;
+    for (int r = 0; r < grid.world_size(); ++r)
+      records.push_back(ShardRecord::unpack(&gathered[size_t(r) * ShardRecord::fields]));
+    const std::string index = (temporary / index_file_name).string();
     write_index(index, model, state, records);
     sync_path(index);
     sync_path(temporary.string());
     std::error_code error;
-    const fs::path replaced = root / ("." + step_dir_name(state.step) + ".replaced");
+    const fs::path replaced = root / hidden_step_dir_name(state.step, replaced_suffix);
     if (fs::exists(final_dir)) fs::rename(final_dir, replaced, error);  // still found by latest until swept
     fs::rename(temporary, final_dir, error);
     XP_REQUIRE(!error, "cannot publish checkpoint '" + final_dir.string() + "': " + error.message());

@@ -1,36 +1,16 @@
 #include "xp/io/checkpoint_inspect.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
-#include <memory>
 #include <set>
 
 #include "xp/core/error.hpp"
 #include "xp/io/checkpoint.hpp"
-#include "xp/model/layout.hpp"
-#include "xp/model/partition.hpp"
 
 namespace fs = std::filesystem;
 
 namespace xp {
 namespace {
-
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian, as this host");
-
-// HDF5 prints its error stack on every failed call; these calls may fail and we say why ourselves.
-class QuietHdf5 {
- public:
-  QuietHdf5() {
-    H5Eget_auto2(H5E_DEFAULT, &handler_, &data_);
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  }
-  ~QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, handler_, data_); }
-
- private:
-  H5E_auto2_t handler_ = nullptr;
-  void* data_ = nullptr;
-};
 
 int64_t directory_bytes(const fs::path& dir) {
   int64_t bytes = 0;
@@ -40,45 +20,47 @@ int64_t directory_bytes(const fs::path& dir) {
   return bytes;
 }
 
-// "step_000012" → 12 and ".step_000012.partial" → 12 (partial); -1 for any other name.
-int64_t parse_step(const std::string& name, bool& partial) {
-  std::string digits;
-  partial = name.rfind(".step_", 0) == 0 && name.size() > 14 && name.compare(name.size() - 8, 8, ".partial") == 0;
-  if (partial) digits = name.substr(6, name.size() - 14);
-  else if (name.rfind("step_", 0) == 0) digits = name.substr(5);
-  if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
-  return std::stoll(digits);
+int64_t integer_attribute(hid_t object, const std::string& name, const std::string& where) {
+  int64_t value = 0;
+  if (read_attribute(object, name, value)) return value;
+  if (!has_attribute(object, name)) throw InputError("'" + where + "' lacks attribute '" + name + "'");
+  throw InputError("attribute '" + name + "' of '" + where + "' is not an integer");
 }
 
-hid_t open_attribute(hid_t object, const std::string& name, const std::string& where) {
+std::string text_attribute_of(hid_t object, const std::string& name, const std::string& where) {
+  std::string value;
+  if (read_attribute(object, name, value)) return value;
+  if (!has_attribute(object, name)) throw InputError("'" + where + "' lacks attribute '" + name + "'");
+  throw InputError("attribute '" + name + "' of '" + where + "' is not text");
+}
+
+Hdf5Id open_object(hid_t file, const std::string& path) {
   QuietHdf5 quiet;
-  hid_t attribute = H5Aexists(object, name.c_str()) > 0 ? H5Aopen(object, name.c_str(), H5P_DEFAULT) : -1;
-  if (attribute < 0) throw InputError("'" + where + "' lacks attribute '" + name + "'");
-  return attribute;
-}
-
-std::string read_text(hid_t object, const std::string& name, const std::string& where) {
-  hid_t attribute = open_attribute(object, name, where);
-  hid_t type = H5Aget_type(attribute);
-  std::string value(H5Tget_size(type), '\0');
-  const bool ok = H5Tget_class(type) == H5T_STRING && H5Aread(attribute, type, value.data()) >= 0;
-  H5Tclose(type);
-  H5Aclose(attribute);
-  if (!ok) throw InputError("attribute '" + name + "' of '" + where + "' is not text");
-  return value.substr(0, value.find('\0'));
+  return Hdf5Id(H5Lexists(file, path.c_str(), H5P_DEFAULT) > 0 ? H5Oopen(file, path.c_str(), H5P_DEFAULT) : -1);
 }
 
 }  // namespace
 
+bool select_slice_block(hid_t space, const SliceBlock& block, bool in_full, H5S_seloper_t operation) {
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank != 1 && rank != 2) return false;
+  const hsize_t start[2] = {hsize_t(in_full ? block.full_row : block.local_row),
+                            hsize_t(in_full ? block.full_column : 0)};
+  const hsize_t count[2] = {hsize_t(block.rows), hsize_t(block.columns)};
+  return H5Sselect_hyperslab(space, operation, start, nullptr, count, nullptr) >= 0;
+}
+
 std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir) {
-  const fs::path root = fs::path(run_dir) / "ckpt";
-  if (!fs::is_directory(root)) throw InputError("'" + run_dir + "' has no checkpoint folder ckpt/");
+  const fs::path root = fs::path(run_dir) / checkpoint_folder_name;
+  if (!fs::is_directory(root))
+    throw InputError("'" + run_dir + "' has no checkpoint folder " + checkpoint_folder_name + "/");
   std::vector<CheckpointEntry> found;
   for (const auto& entry : fs::directory_iterator(root)) {
     CheckpointEntry checkpoint;
-    checkpoint.step = parse_step(entry.path().filename().string(), checkpoint.partial);
-    if (checkpoint.step < 0 || !entry.is_directory()) continue;
-    checkpoint.partial = checkpoint.partial || !fs::exists(entry.path() / "index.h5");
+    std::string suffix;
+    checkpoint.step = parse_step_dir(entry.path().filename().string(), suffix);
+    if (checkpoint.step < 0 || !(suffix.empty() || suffix == partial_suffix) || !entry.is_directory()) continue;
+    checkpoint.partial = !suffix.empty() || !fs::exists(entry.path() / index_file_name);
     checkpoint.dir = entry.path().string();
     checkpoint.bytes = directory_bytes(entry.path());
     found.push_back(checkpoint);
@@ -89,88 +71,112 @@ std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir) {
   return found;
 }
 
-const char* moment_name(Moment moment) {
-  switch (moment) {
-    case Moment::Param: return "param";
-    case Moment::ExpAvg: return "exp_avg";
-    case Moment::ExpAvgSq: return "exp_avg_sq";
-  }
-  return "?";
-}
-
-CheckpointIndex::CheckpointIndex(const std::string& dir) : dir_(dir), path_((fs::path(dir) / "index.h5").string()) {
+CheckpointIndex::CheckpointIndex(const std::string& dir)
+    : dir_(dir), path_((fs::path(dir) / index_file_name).string()) {
   if (!fs::is_directory(dir)) throw InputError("checkpoint '" + dir + "' is not a directory");
   if (!fs::exists(path_)) throw InputError("checkpoint '" + dir + "' has no index.h5: not a complete checkpoint");
   {
     QuietHdf5 quiet;
-    file_ = H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    file_ = Hdf5Id(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
   }
-  if (file_ < 0) throw InputError("checkpoint index '" + path_ + "' is not a readable HDF5 file");
+  if (!file_.valid()) throw InputError("checkpoint index '" + path_ + "' is not a readable HDF5 file");
+  format_version_ = attribute("format_version");
+  if (format_version_ < oldest_checkpoint_format_version || format_version_ > checkpoint_format_version)
+    throw InputError("checkpoint '" + dir + "' has format version " + std::to_string(format_version_) +
+                     ", this build reads versions " + std::to_string(oldest_checkpoint_format_version) + " to " +
+                     std::to_string(checkpoint_format_version));
+  read_stage_map();
+  list_tensors();
+}
 
-  try {
-    const int64_t version = attribute("format_version");
-    if (version != checkpoint_format_version)
-      throw InputError("checkpoint '" + dir + "' has format version " + std::to_string(version) +
-                       ", this build reads version " + std::to_string(checkpoint_format_version));
-    list_tensors();
-  } catch (const InputError&) {
-    H5Fclose(file_);
-    throw;
+// The layers and ends one stage group of a format-1 index holds, from the names of its tensors.
+StageRange CheckpointIndex::stage_from_names(int stage) const {
+  const std::string group_path = stage_group_path(stage);
+  const Hdf5Id group = open_object(file_, group_path);
+  H5G_info_t info{};
+  if (!group.valid() || H5Gget_info(group, &info) < 0)
+    throw InputError("checkpoint index '" + path_ + "' has no group '" + group_path + "'");
+  StageRange range{-1, -1, false, false};
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    char name[256] = {};
+    if (H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0) continue;
+    const std::string tensor = name;
+    range.has_embedding = range.has_embedding || tensor == "wpe.weight";
+    range.has_head = range.has_head || tensor == "ln_f.weight";
+    if (tensor.rfind("h.", 0) != 0) continue;
+    const size_t dot = tensor.find('.', 2);
+    const std::string digits = tensor.substr(2, dot == std::string::npos ? std::string::npos : dot - 2);
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const int layer = std::stoi(digits);
+    range.first_layer = range.first_layer < 0 ? layer : std::min(range.first_layer, layer);
+    range.last_layer = std::max(range.last_layer, layer + 1);
+  }
+  return range;
+}
+
+void CheckpointIndex::read_stage_map() {
+  const int64_t pp = attribute("pp"), n_layer = attribute("n_layer");
+  if (pp < 1 || pp > n_layer)
+    throw InputError("checkpoint index '" + path_ + "' records pp " + std::to_string(pp) + " for " +
+                     std::to_string(n_layer) + " layers");
+  for (int s = 0; s < pp; ++s) {
+    StageRange range;
+    if (format_version_ == 1) {
+      range = stage_from_names(s);
+    } else {
+      const std::string where = path_ + ":" + stage_group_path(s);
+      const Hdf5Id group = open_object(file_, stage_group_path(s));
+      if (!group.valid()) throw InputError("checkpoint index '" + path_ + "' has no stage map entry for stage " +
+                                           std::to_string(s));
+      range.first_layer = static_cast<int>(integer_attribute(group, "first_layer", where));
+      range.last_layer = static_cast<int>(integer_attribute(group, "last_layer", where));
+      range.has_embedding = integer_attribute(group, "has_embedding", where) != 0;
+      range.has_head = integer_attribute(group, "has_head", where) != 0;
+    }
+    // Contiguous non-empty layer ranges over the whole model, the embedding first and the head last:
+    // the only maps a run can write, and the only ones the loader below understands.
+    const int expected_first = s == 0 ? 0 : stages_.back().last_layer;
+    if (range.first_layer != expected_first || range.last_layer <= range.first_layer ||
+        range.last_layer > n_layer || (s == pp - 1 && range.last_layer != n_layer) ||
+        range.has_embedding != (s == 0) || range.has_head != (s == pp - 1))
+      throw InputError("checkpoint index '" + path_ + "' has a broken stage map at stage " + std::to_string(s) +
+                       ": layers [" + std::to_string(range.first_layer) + ", " + std::to_string(range.last_layer) +
+                       ")" + (range.has_embedding ? " + embedding" : "") + (range.has_head ? " + head" : "") +
+                       " of " + std::to_string(n_layer));
+    stages_.push_back(range);
   }
 }
 
-// The tensors the model shape implies, stage by stage as write_index() laid them out.
+// The tensors the model shape and the stage map imply, stage by stage as the writer laid them out.
 void CheckpointIndex::list_tensors() {
   const ModelConfig shape = model();
-  const std::vector<StageRange> stages = partition_layers(shape, static_cast<int>(attribute("pp")));
   std::set<std::string> seen;
-  for (size_t s = 0; s < stages.size(); ++s) {
-    const ParameterLayout layout(shape, placement_of(stages[s], 1, 0));
+  for (size_t s = 0; s < stages_.size(); ++s) {
+    const ParameterLayout layout(shape, placement_of(stages_[s], 1, 0));
     for (const TensorInfo& info : layout.tensors()) {
       if (!seen.insert(info.name).second) continue;
       IndexTensor tensor{info.name, static_cast<int>(s), {}, {}, 1};
-      const std::string path = dataset_path(tensor, Moment::Param), where = path_ + ":" + path;
-      hid_t dataset;
-      {
-        QuietHdf5 quiet;
-        dataset = H5Dopen2(file_, path.c_str(), H5P_DEFAULT);
-      }
-      if (dataset < 0) throw InputError("checkpoint index '" + path_ + "' has no tensor '" + path + "'");
-      hid_t space = H5Dget_space(dataset);
+      const std::string path = index_dataset_path(Moment::Param, tensor.stage, tensor.name), where = path_ + ":" + path;
+      const Hdf5Id dataset = open_object(file_, path);
+      if (!dataset.valid() || H5Iget_type(dataset) != H5I_DATASET)
+        throw InputError("checkpoint index '" + path_ + "' has no tensor '" + path + "'");
+      const Hdf5Id space(H5Dget_space(dataset));
       std::vector<hsize_t> dims(std::max(0, H5Sget_simple_extent_ndims(space)));
       H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-      H5Sclose(space);
       tensor.shape.assign(dims.begin(), dims.end());
-      try {
-        tensor.split = read_text(dataset, "split", where);
-        hid_t parts = open_attribute(dataset, "parts", where);
-        H5Aread(parts, H5T_NATIVE_INT64, &tensor.parts);
-        H5Aclose(parts);
-      } catch (const InputError&) {
-        H5Dclose(dataset);
-        throw;
-      }
-      H5Dclose(dataset);
+      tensor.split = text_attribute_of(dataset, "split", where);
+      tensor.parts = integer_attribute(dataset, "parts", where);
       if (tensor.shape != info.full_shape) throw InputError("'" + where + "' has the wrong shape for this model");
       tensors_.push_back(tensor);
     }
   }
 }
 
-CheckpointIndex::~CheckpointIndex() {
-  if (file_ >= 0) H5Fclose(file_);
-}
+int64_t CheckpointIndex::attribute(const std::string& name) const { return integer_attribute(file_, name, path_); }
 
-int64_t CheckpointIndex::attribute(const std::string& name) const {
-  hid_t attribute = open_attribute(file_, name, path_);
-  int64_t value = 0;
-  const bool ok = H5Aread(attribute, H5T_NATIVE_INT64, &value) >= 0;
-  H5Aclose(attribute);
-  if (!ok) throw InputError("attribute '" + name + "' of '" + path_ + "' is not an integer");
-  return value;
+std::string CheckpointIndex::text_attribute(const std::string& name) const {
+  return text_attribute_of(file_, name, path_);
 }
-
-std::string CheckpointIndex::text_attribute(const std::string& name) const { return read_text(file_, name, path_); }
 
 ModelConfig CheckpointIndex::model() const {
   ModelConfig model;
@@ -182,42 +188,25 @@ ModelConfig CheckpointIndex::model() const {
   return model;
 }
 
-std::string CheckpointIndex::dataset_path(const IndexTensor& tensor, Moment moment) const {
-  const std::string stage_path = "/stage_" + std::to_string(tensor.stage) + "/" + tensor.name;
-  return moment == Moment::Param ? stage_path : std::string("/optimizer/") + moment_name(moment) + stage_path;
-}
-
 void CheckpointIndex::read_slice(const IndexTensor& tensor, Moment moment, const TensorInfo& slice, int tp_rank,
                                  int tp_size, float* out) const {
-  const std::string path = dataset_path(tensor, moment);
+  const std::string path = index_dataset_path(moment, tensor.stage, tensor.name);
   QuietHdf5 quiet;
-  hid_t dataset = H5Dopen2(file_, path.c_str(), H5P_DEFAULT);
-  if (dataset < 0) throw InputError("cannot open '" + path + "' in checkpoint index '" + path_ + "'");
-  hid_t file_space = H5Dget_space(dataset);
-  const int rank = static_cast<int>(tensor.shape.size());
-  std::vector<hsize_t> start(rank, 0), count(tensor.shape.begin(), tensor.shape.end());
-  bool ok = true;
-  if (tp_size > 1 && slice.split == Split::Row) {
-    count[1] = slice.shape[1];
-    start[1] = hsize_t(tp_rank) * count[1];
-    ok = H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) >= 0;
-  } else if (tp_size > 1 && slice.split != Split::Replicated) {
-    // Rows in `parts` blocks, each split over tp: this rank's rows of every block, in order.
-    const hsize_t part_rows = tensor.shape[0] / slice.parts, local_part_rows = slice.shape[0] / slice.parts;
-    for (int p = 0; p < slice.parts && ok; ++p) {
-      start[0] = p * part_rows + tp_rank * local_part_rows;
-      count[0] = local_part_rows;
-      ok = H5Sselect_hyperslab(file_space, p == 0 ? H5S_SELECT_SET : H5S_SELECT_OR, start.data(), nullptr,
-                               count.data(), nullptr) >= 0;
-    }
+  const Hdf5Id dataset(H5Dopen2(file_, path.c_str(), H5P_DEFAULT));
+  if (!dataset.valid()) throw InputError("cannot open '" + path + "' in checkpoint index '" + path_ + "'");
+  const Hdf5Id file_space(H5Dget_space(dataset));
+  // This rank's blocks lie in the whole tensor in the slice's row order, so reading their union in
+  // file order fills the slice in order.
+  bool ok = file_space.valid();
+  bool first = true;
+  for (const SliceBlock& block : slice.slice_blocks(tp_rank, tp_size)) {
+    ok = ok && select_slice_block(file_space, block, true, first ? H5S_SELECT_SET : H5S_SELECT_OR);
+    first = false;
   }
   const hsize_t values = static_cast<hsize_t>(slice.size);
-  hid_t memory_space = H5Screate_simple(1, &values, nullptr);
+  const Hdf5Id memory_space(H5Screate_simple(1, &values, nullptr));
   ok = ok && H5Sget_select_npoints(file_space) == hssize_t(values) &&
        H5Dread(dataset, H5T_NATIVE_FLOAT, memory_space, file_space, H5P_DEFAULT, out) >= 0;
-  H5Sclose(memory_space);
-  H5Sclose(file_space);
-  H5Dclose(dataset);
   if (!ok) throw InputError("cannot read this rank's slice of '" + path + "' through '" + path_ + "'");
 }
 
@@ -228,108 +217,21 @@ const IndexTensor* CheckpointIndex::find(const std::string& name) const {
 }
 
 bool CheckpointIndex::shard_record(const std::string& name, int64_t& crc32, int64_t& bytes) const {
-  const std::string group = "/shards/" + name;
-  QuietHdf5 quiet;
-  if (H5Lexists(file_, "/shards", H5P_DEFAULT) <= 0 || H5Lexists(file_, group.c_str(), H5P_DEFAULT) <= 0) return false;
-  hid_t entry = H5Gopen2(file_, group.c_str(), H5P_DEFAULT);
-  if (entry < 0) return false;
-  bool ok = true;
-  for (auto [attribute_name, value] : {std::pair<const char*, int64_t*>{"crc32", &crc32}, {"bytes", &bytes}}) {
-    hid_t attribute = H5Aexists(entry, attribute_name) > 0 ? H5Aopen(entry, attribute_name, H5P_DEFAULT) : -1;
-    ok = ok && attribute >= 0 && H5Aread(attribute, H5T_NATIVE_INT64, value) >= 0;
-    if (attribute >= 0) H5Aclose(attribute);
-  }
-  H5Gclose(entry);
-  return ok;
+  const Hdf5Id entry = open_object(file_, shard_record_path(name));
+  return entry.valid() && read_attribute(entry, "crc32", crc32) && read_attribute(entry, "bytes", bytes);
 }
 
 std::vector<float> CheckpointIndex::read(const IndexTensor& tensor, Moment moment) const {
   int64_t count = 1;
   for (int64_t extent : tensor.shape) count *= extent;
   std::vector<float> values(count);
-  const std::string path = dataset_path(tensor, moment);
+  const std::string path = index_dataset_path(moment, tensor.stage, tensor.name);
   QuietHdf5 quiet;
-  hid_t dataset = H5Dopen2(file_, path.c_str(), H5P_DEFAULT);
-  const bool ok = dataset >= 0 && H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0;
-  if (dataset >= 0) H5Dclose(dataset);
+  const Hdf5Id dataset(H5Dopen2(file_, path.c_str(), H5P_DEFAULT));
+  const bool ok =
+      dataset.valid() && H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0;
   if (!ok) throw InputError("cannot read '" + path + "' through checkpoint index '" + path_ + "'");
   return values;
-}
-
-int write_gpt2_safetensors(const CheckpointIndex& index, const std::string& path) {
-  // Our block tensor names → Hugging Face's, and whether the weight is stored transposed there
-  // (GPT-2's Conv1D keeps (in, out); we keep PyTorch Linear's (out, in)).
-  const struct {
-    const char *ours, *theirs;
-    bool transpose;
-  } renames[] = {{"attn.qkv.weight", "attn.c_attn.weight", true}, {"attn.qkv.bias", "attn.c_attn.bias", false},
-                 {"attn.proj.weight", "attn.c_proj.weight", true}, {"attn.proj.bias", "attn.c_proj.bias", false},
-                 {"mlp.fc.weight", "mlp.c_fc.weight", true},       {"mlp.fc.bias", "mlp.c_fc.bias", false},
-                 {"mlp.proj.weight", "mlp.c_proj.weight", true},   {"mlp.proj.bias", "mlp.c_proj.bias", false}};
-  struct Output {
-    const IndexTensor* source;
-    std::string name;
-    std::vector<int64_t> shape;
-    bool transpose = false;
-  };
-  const int vocab_size = index.model().vocab_size;
-  std::vector<Output> outputs;
-  for (const IndexTensor& tensor : index.tensors()) {
-    Output out{&tensor, "transformer." + tensor.name, tensor.shape};
-    if (tensor.name == "wte.weight") out.shape[0] = vocab_size;  // drop the padding rows
-    for (const auto& rename : renames) {
-      const std::string suffix = rename.ours;
-      if (tensor.name.size() > suffix.size() &&
-          tensor.name.compare(tensor.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        out.name = "transformer." + tensor.name.substr(0, tensor.name.size() - suffix.size()) + rename.theirs;
-        out.transpose = rename.transpose;
-        if (out.transpose) std::swap(out.shape[0], out.shape[1]);
-      }
-    }
-    outputs.push_back(out);
-  }
-
-  // Header: JSON with each tensor's byte range in the data that follows, padded to 8 bytes.
-  std::string header = "{\"__metadata__\":{\"format\":\"pt\"}";
-  int64_t offset = 0;
-  for (const Output& out : outputs) {
-    int64_t bytes = 4;
-    std::string shape;
-    for (int64_t extent : out.shape) {
-      bytes *= extent;
-      shape += (shape.empty() ? "" : ",") + std::to_string(extent);
-    }
-    header += ",\"" + out.name + "\":{\"dtype\":\"F32\",\"shape\":[" + shape + "],\"data_offsets\":[" +
-              std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
-    offset += bytes;
-  }
-  header += "}";
-  header.append((8 - header.size() % 8) % 8, ' ');
-
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "wb"), std::fclose);
-  if (!file) throw InputError("cannot create '" + path + "'");
-  const uint64_t header_size = header.size();
-  bool ok = std::fwrite(&header_size, 8, 1, file.get()) == 1 &&
-            std::fwrite(header.data(), 1, header.size(), file.get()) == header.size();
-  std::vector<float> data;
-  for (const Output& out : outputs) {
-    if (!ok) break;
-    const std::vector<float> full = index.read(*out.source);
-    if (out.transpose) {  // (rows, columns) → (columns, rows)
-      const int64_t rows = out.shape[1], columns = out.shape[0];
-      data.resize(full.size());
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < columns; ++c) data[c * rows + r] = full[r * columns + c];
-    } else {
-      data = full;
-    }
-    int64_t count = 1;
-    for (int64_t extent : out.shape) count *= extent;
-    ok = std::fwrite(data.data(), sizeof(float), count, file.get()) == static_cast<size_t>(count);
-  }
-  ok = std::fclose(file.release()) == 0 && ok;
-  if (!ok) throw InputError("cannot write '" + path + "'");
-  return static_cast<int>(outputs.size());
 }
 
 }  // namespace xp

@@ -14,19 +14,45 @@ const char* split_name(Split split) {
   return "?";
 }
 
-int64_t TensorInfo::full_index(int64_t local, int tp_rank, int tp_size) const {
-  if (split == Split::Replicated || tp_size == 1) return local;
-  const int64_t columns = full_shape.size() > 1 ? full_shape[1] : 1;
+std::vector<int64_t> slice_shape(const std::vector<int64_t>& full_shape, Split split, int tp_size) {
+  std::vector<int64_t> shape = full_shape;
+  if (split == Split::Row) shape[1] /= tp_size;
+  else if (split != Split::Replicated) shape[0] /= tp_size;
+  return shape;
+}
+
+int slice_block_count(Split split, int parts, int tp_size) {
+  return tp_size > 1 && (split == Split::Column || split == Split::Vocab) ? parts : 1;
+}
+
+SliceBlock slice_block(const std::vector<int64_t>& full_shape, Split split, int parts, int block, int tp_rank,
+                       int tp_size) {
+  const int64_t rows = full_shape[0], columns = full_shape.size() > 1 ? full_shape[1] : 1;
+  if (tp_size == 1 || split == Split::Replicated) return {0, 0, 0, rows, columns};
   if (split == Split::Row) {
     const int64_t local_columns = columns / tp_size;
-    const int64_t row = local / local_columns, column = local % local_columns;
-    return row * columns + tp_rank * local_columns + column;
+    return {0, tp_rank * local_columns, 0, rows, local_columns};
   }
   // Column and Vocab split the rows; a fused tensor's rows come in `parts` blocks split one by one.
-  const int64_t part_rows = full_shape[0] / parts, local_part_rows = part_rows / tp_size;
-  const int64_t local_row = local / columns, column = local % columns;
-  const int64_t part = local_row / local_part_rows, row_in_part = local_row % local_part_rows;
-  return (part * part_rows + tp_rank * local_part_rows + row_in_part) * columns + column;
+  const int64_t part_rows = rows / parts, local_part_rows = part_rows / tp_size;
+  return {block * part_rows + tp_rank * local_part_rows, 0, block * local_part_rows, local_part_rows, columns};
+}
+
+int64_t TensorInfo::full_index(int64_t local, int tp_rank, int tp_size) const {
+  // Blocks have equal extents, so block 0's give the element's block and its place in it.
+  const SliceBlock first = slice_block(full_shape, split, parts, 0, tp_rank, tp_size);
+  const int64_t local_row = local / first.columns, column = local % first.columns;
+  const int block = static_cast<int>(local_row / first.rows);
+  const SliceBlock at = block == 0 ? first : slice_block(full_shape, split, parts, block, tp_rank, tp_size);
+  const int64_t full_columns = full_shape.size() > 1 ? full_shape[1] : 1;
+  return (at.full_row + local_row - at.local_row) * full_columns + at.full_column + column;
+}
+
+std::vector<SliceBlock> TensorInfo::slice_blocks(int tp_rank, int tp_size) const {
+  std::vector<SliceBlock> blocks;
+  for (int b = 0; b < slice_block_count(split, parts, tp_size); ++b)
+    blocks.push_back(slice_block(full_shape, split, parts, b, tp_rank, tp_size));
+  return blocks;
 }
 
 int64_t ParameterLayout::add(const std::string& name, std::vector<int64_t> full_shape, Split split, int parts,
@@ -34,10 +60,7 @@ int64_t ParameterLayout::add(const std::string& name, std::vector<int64_t> full_
   TensorInfo info;
   info.name = name;
   info.full_shape = full_shape;
-  info.shape = full_shape;
-  const int tp = placement_.tp_size;
-  if (split == Split::Row) info.shape[1] /= tp;
-  else if (split != Split::Replicated) info.shape[0] /= tp;
+  info.shape = slice_shape(full_shape, split, placement_.tp_size);
   info.split = split;
   info.parts = parts;
   info.offset = total_;

@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
     learning_rates.push_back(result.lr);
   }
 
-  xp::Hdf5File file(out + "/ref.h5", xp::Hdf5File::Mode::Create);
+  xp::Hdf5File file(out + "/ref.h5");
   file.write_attribute("n_layer", int64_t{config.model.n_layer});
   file.write_attribute("n_head", int64_t{config.model.n_head});
   file.write_attribute("n_embd", int64_t{config.model.n_embd});

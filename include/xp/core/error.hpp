@@ -9,7 +9,7 @@
 namespace xp {
 
 // A problem with what the user asked for (deck, overrides, data files). Thrown during set-up, when
-// every rank is still able to agree on it; see run_setup() in core/runtime.hpp.
+// every rank is still able to agree on it; see agree_on_setup() in core/runtime.hpp.
 class InputError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

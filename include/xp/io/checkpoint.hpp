@@ -6,9 +6,13 @@
 //   step_000100/shard_pp00_tp00.h5   one file per (pipeline stage, tp rank), written by dp replica 0:
 //                                    /param/<name>, /exp_avg/<name>, /exp_avg_sq/<name> (this rank's slices)
 //   step_000100/index.h5             format version, step, model config, topology, seed, data cursor,
-//                                    per-shard size and CRC-32, and each full tensor by name as an HDF5
-//                                    virtual dataset over the shards: /stage_0/h.0.attn.qkv.weight,
-//                                    /optimizer/exp_avg/stage_0/..., with its split recorded
+//                                    per-shard size and CRC-32, the stage map (attributes first_layer,
+//                                    last_layer, has_embedding, has_head of each group /stage_S), and each
+//                                    full tensor by name as an HDF5 virtual dataset over the shards:
+//                                    /stage_0/h.0.attn.qkv.weight, /optimizer/exp_avg/stage_0/..., with
+//                                    its split recorded
+// (names: io/checkpoint_names.hpp). The stage map is the one the writing ranks held, so loading never
+// depends on how a later version partitions layers.
 //
 // Loading reads this rank's slice of each full tensor through the index (a hyperslab of the virtual
 // dataset), so a checkpoint written with one (dp, tp, pp, zero_stage) loads into any other.
@@ -27,7 +31,9 @@
 
 namespace xp {
 
-constexpr int64_t checkpoint_format_version = 1;
+// 2: the index records the stage map. 1: it did not (its stage map is read off the tensor names).
+constexpr int64_t checkpoint_format_version = 2;
+constexpr int64_t oldest_checkpoint_format_version = 1;  // the oldest this build still loads
 
 struct CheckpointState {
   int64_t step = 0;          // optimizer steps done (AdamW's bias correction and the LR schedule)

@@ -1,8 +1,7 @@
 #pragma once
 // Read-only access to checkpoints (io/checkpoint.hpp) for the loader, xp_ckpt and tests: every
-// checkpoint directory of a run, partial ones included; a checkpoint's index with its attributes and
-// full tensors by name; and the export of the weights as a Hugging Face GPT-2 safetensors file.
-// Errors throw InputError.
+// checkpoint directory of a run, partial ones included; a checkpoint's index with its attributes, its
+// stage map and full tensors by name. Errors throw InputError.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -10,7 +9,10 @@
 #include <hdf5.h>
 
 #include "xp/config/config.hpp"
+#include "xp/io/checkpoint_names.hpp"
+#include "xp/io/hdf5_file.hpp"
 #include "xp/model/layout.hpp"
+#include "xp/model/partition.hpp"
 
 namespace xp {
 
@@ -33,23 +35,22 @@ struct IndexTensor {
   int64_t parts = 1;
 };
 
-// AdamW state stored next to each parameter.
-enum class Moment { Param, ExpAvg, ExpAvgSq };
-const char* moment_name(Moment moment);  // "param", "exp_avg", "exp_avg_sq"
-
 // index.h5 of a checkpoint directory, opened read-only.
 class CheckpointIndex {
  public:
-  // Throws when index.h5 is missing, not HDF5, of another format version, or lacks a tensor.
+  // Throws when index.h5 is missing, not HDF5, of a format version this build cannot read, or lacks
+  // its stage map or a tensor.
   explicit CheckpointIndex(const std::string& dir);
-  ~CheckpointIndex();
-  CheckpointIndex(const CheckpointIndex&) = delete;
-  CheckpointIndex& operator=(const CheckpointIndex&) = delete;
 
   const std::string& dir() const { return dir_; }
   int64_t attribute(const std::string& name) const;  // integer root attribute; throws when absent
   std::string text_attribute(const std::string& name) const;
   ModelConfig model() const;  // n_layer, n_head, n_embd, seq_len, vocab_size
+  int64_t format_version() const { return format_version_; }
+
+  // Which layers and ends of the model each pipeline stage of the writing run held: recorded in the
+  // index since format 2, read off the tensor names each stage group holds in format 1.
+  const std::vector<StageRange>& stages() const { return stages_; }
 
   // Every parameter once, in model order (the tied wte from the first stage that holds it), with the
   // shape and split the index records; throws when the index lacks one the model shape implies.
@@ -65,16 +66,18 @@ class CheckpointIndex {
   bool shard_record(const std::string& name, int64_t& crc32, int64_t& bytes) const;
 
  private:
+  void read_stage_map();
+  StageRange stage_from_names(int stage) const;  // format 1
   void list_tensors();
-  std::string dataset_path(const IndexTensor& tensor, Moment moment) const;
   std::string dir_, path_;
-  hid_t file_ = -1;
+  Hdf5Id file_;
+  int64_t format_version_ = 0;
+  std::vector<StageRange> stages_;
   std::vector<IndexTensor> tensors_;
 };
 
-// Writes the model weights of a checkpoint as Hugging Face GPT-2 (GPT2LMHeadModel names, Conv1D
-// (in, out) layouts, wte cut to vocab_size rows, no lm_head: it is tied) in the safetensors format.
-// Returns the number of tensors written.
-int write_gpt2_safetensors(const CheckpointIndex& index, const std::string& path);
+// Selects `block` (model/layout.hpp) in the dataspace of a tensor, (rows) or (rows, columns): at its place
+// in the whole tensor (`in_full`) or in the slice. False when HDF5 refuses the selection.
+bool select_slice_block(hid_t space, const SliceBlock& block, bool in_full, H5S_seloper_t operation);
 
 }  // namespace xp

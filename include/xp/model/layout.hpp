@@ -21,6 +21,25 @@ namespace xp {
 enum class Split { Replicated, Column, Row, Vocab };
 const char* split_name(Split split);
 
+// The split geometry, stated once for the model, the checkpoint writer and its reader. A tensor is seen
+// as 2-D (rows, columns; a 1-D tensor is one column). Tensor-parallel rank r's slice of it is a list of
+// blocks, each a rectangle of the whole tensor copied to whole rows of the slice:
+//   Replicated (or tp 1) — one block, the whole tensor;
+//   Row                  — one block: all rows, columns [r·C/tp, (r+1)·C/tp);
+//   Column, Vocab        — `parts` blocks: rows [p·R/parts + r·R/(parts·tp), ...) of each part p.
+// Blocks come in the slice's row order, which is also their order in the whole tensor.
+struct SliceBlock {
+  int64_t full_row = 0, full_column = 0;  // where the block starts in the whole tensor
+  int64_t local_row = 0;                  // where it starts in the slice (at column 0)
+  int64_t rows = 0, columns = 0;
+};
+// The shape of one rank's slice of a tensor of `full_shape`.
+std::vector<int64_t> slice_shape(const std::vector<int64_t>& full_shape, Split split, int tp_size);
+int slice_block_count(Split split, int parts, int tp_size);
+// Block `block` (< slice_block_count) of tp rank `tp_rank`'s slice.
+SliceBlock slice_block(const std::vector<int64_t>& full_shape, Split split, int parts, int block, int tp_rank,
+                       int tp_size);
+
 struct TensorInfo {
   std::string name;                 // Hugging Face-like: "h.3.attn.qkv.weight"
   std::vector<int64_t> shape;       // this rank's slice
@@ -33,6 +52,8 @@ struct TensorInfo {
 
   // Row-major index in the whole tensor of element `local` of tp rank `tp_rank`'s slice.
   int64_t full_index(int64_t local, int tp_rank, int tp_size) const;
+  // Every block of tp rank `tp_rank`'s slice (see SliceBlock).
+  std::vector<SliceBlock> slice_blocks(int tp_rank, int tp_size) const;
 };
 
 // Which part of the model this rank holds.
