@@ -15,7 +15,7 @@
 #                     LD_LIBRARY_PATH, MPI_HOME and HDF5_ROOT (tools/gpu_bundle_env.sh)
 #     cpu_reference/  the fp32 loss curve the GPU's bf16 curve is compared with (metrics.jsonl, args)
 #     manifest.txt    git commit, XP_GPU_ROOT, sizes, every file
-# and, for a fallback build there, .deps/kokkos-src, .deps/googletest and .deps/tomlplusplus. All four are packed
+# and, for a fallback build there, .deps/kokkos-src, googletest, tomlplusplus and nlohmann_json. All five are packed
 # into the one file to carry, .deps/gpu_carry.tar.xz (tools/gpu_run.sh unpacks it there); fails when that file
 # exceeds 60 MiB. Idempotent: rebuilt from the (incremental) CUDA build each time.
 #
@@ -57,7 +57,7 @@ rm -f /tmp/gpu_bundle.$$.log
 build_dir=$(cd "$build_dir" && pwd)
 echo "gpu_bundle: CUDA build up to date in $((SECONDS - t_start)) s"
 
-# --- the parts outside the bundle: Kokkos source, GoogleTest, toml++ (a fallback build there) ---------
+# --- the parts outside the bundle: Kokkos source, GoogleTest, toml++, nlohmann-json (a fallback build there)
 XP_DEPS_DIR=$deps "$repo/tools/build_kokkos.sh" --fetch-only >/dev/null
 "$repo/tools/setup.sh" >/dev/null  # Debian's packages copied below, and build/xp_train for the fp32 curve
 rm -rf "$deps/googletest" "$deps/tomlplusplus"
@@ -66,6 +66,10 @@ cp /usr/share/doc/googletest/copyright "$deps/googletest/debian-copyright"
 mkdir -p "$deps/tomlplusplus/include"
 cp -a /usr/include/toml++ "$deps/tomlplusplus/include/"
 cp /usr/share/doc/libtomlplusplus-dev/copyright "$deps/tomlplusplus/debian-copyright"
+rm -rf "$deps/nlohmann_json"
+mkdir -p "$deps/nlohmann_json/include"
+cp -a /usr/include/nlohmann "$deps/nlohmann_json/include/"
+cp /usr/share/doc/nlohmann-json3-dev/copyright "$deps/nlohmann_json/debian-copyright"
 
 stage=$deps/gpu_bundle.new
 rm -rf "$stage"
@@ -205,9 +209,9 @@ grep '^size' "$bundle/manifest.txt" | sed 's/^size */gpu_bundle:   /'
 # (binaries and libraries shrink about 4x: the carry limit is 64 MiB, and a smaller transfer starts sooner)
 t_pack=$SECONDS
 carry=$deps/gpu_carry.tar.xz
-tar -C "$deps" -cf - gpu_bundle kokkos-src googletest tomlplusplus | xz -T0 -6 >"$carry.new"
+tar -C "$deps" -cf - gpu_bundle kokkos-src googletest tomlplusplus nlohmann_json | xz -T0 -6 >"$carry.new"
 mv "$carry.new" "$carry"
 bytes=$(stat -c %s "$carry")
-echo "gpu_bundle: $bundle holds $(size_of "$bundle"); with kokkos-src, googletest and tomlplusplus packed into"
+echo "gpu_bundle: $bundle holds $(size_of "$bundle"); with kokkos-src, googletest, tomlplusplus and nlohmann_json packed into"
 echo "gpu_bundle: $carry: $(size_of "$carry") (limit $limit_mib MiB), packed in $((SECONDS - t_pack)) s; $((SECONDS - t_start)) s in all"
 ((bytes <= limit_mib * 1048576)) || die "$carry is $(size_of "$carry"), over $limit_mib MiB: see $bundle/manifest.txt"

@@ -160,6 +160,7 @@ step_build_xp() {
   [[ -n $nccl_lib ]] && extra+=(-DXP_NCCL_LIBRARY="$nccl_lib" -DXP_NCCL_INCLUDE_DIR="$nccl_home/include")
   lim cmake "${gen[@]}" -S "$gpu_root/src" -B "$b" -DXP_ENABLE_CUDA=ON -DCMAKE_PREFIX_PATH="$state/kokkos-cuda" \
     -DCMAKE_CUDA_COMPILER="$nvcc" -DXP_TOMLPP_HEADER_ONLY=ON -DXP_TOMLPP_INCLUDE_DIR="$deps/tomlplusplus/include" \
+    -DXP_NLOHMANN_JSON_INCLUDE_DIR="$deps/nlohmann_json/include" \
     -DXP_GTEST_SOURCE_DIR="$deps/googletest" "${extra[@]}" ||
     { note "configure failed: $(grep -m1 -A2 'CMake Error' "$STEP_LOG" | tr '\n' ' ' | cut -c1-200)"; return 1; }
   for t in xp_train xp_gemm_check xp_attention_check xp_unit_tests; do  # most valuable first
