@@ -22,7 +22,8 @@ DistributedOptimizer::DistributedOptimizer(GPT2& model, const ParallelGrid& grid
                                            const ZeroShard& shard, bool zero)
     : model_(model), grid_(grid), shard_(shard), zero_(zero), adamw_(model.layout(), train, shard.begin, shard.end) {
   const OptimizerBuffers sizes = optimizer_buffers(shard, zero);
-  if (sizes.shard_grads > 0) shard_grads_ = allocate<FloatBuffer>("xp::shard_grads", sizes.shard_grads, MemoryKind::Grads);
+  if (sizes.shard_grads > 0)
+    shard_grads_ = allocate<FloatBuffer>("xp::shard_grads", sizes.shard_grads, MemoryKind::Grads);
 }
 
 const float* DistributedOptimizer::reduced_grads() const {

@@ -143,9 +143,10 @@ MemoryPlan estimate_memory(const Config& config, const Layout& layout, bool gpu)
 
 std::string format_memory_table(const MemoryPlan& plan, const Layout& layout) {
   std::ostringstream out;
-  const char* precision = plan.precision.gpu             ? "GPU: fp32 master + bf16 weights, bf16 activations"
-                          : plan.precision.compute_copy() ? "CPU, emulated bf16: fp32 master + bf16 weights, bf16 activations"
-                                                          : "CPU: fp32 throughout";
+  std::string precision = "CPU: fp32 throughout";
+  if (plan.precision.compute_copy())
+    precision = std::string(plan.precision.gpu ? "GPU" : "CPU, emulated bf16") +
+                ": fp32 master + bf16 weights, bf16 activations";
   out << "memory per rank in GiB (" << layout_factors(layout) << "; " << precision << ")\n";
   char row[256];
   std::snprintf(row, sizeof row, "%5s  %-12s %11s %8s %8s %9s %11s %7s %8s\n", "stage", "layers", "params/rank",

@@ -51,7 +51,8 @@ RunPlan make_run_plan(const Config& config, const Layout& layout, int world_rank
   plan.stages = partition_layers(config.model, layout.pp);
   plan.placement = placement_of(plan.stages[plan.position.pp], layout.tp, plan.position.tp);
   plan.zero = shards_optimizer(config.parallel.zero_stage, layout.dp);
-  plan.shard = zero_shard(ParameterLayout(config.model, plan.placement).total(), layout.dp, plan.position.dp, plan.zero);
+  const int64_t parameters = ParameterLayout(config.model, plan.placement).total();
+  plan.shard = zero_shard(parameters, layout.dp, plan.position.dp, plan.zero);
   plan.slots = max_in_flight(layout.pp, plan.position.pp, config.train.grad_accum_steps);
   plan.micro_batch = config.train.batch_size;
   plan.precision = precision;

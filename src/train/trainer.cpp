@@ -99,11 +99,11 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   const double peak = config.run.peak_tflops > 0 ? config.run.peak_tflops * 1e12 : host_peak_flops(threads);
   metrics_ = std::make_unique<MetricsLog>(config, plan_.layout, batch_sequences * config.model.seq_len, peak,
                                           world_rank == 0, steps_done_ > 0);
-  metrics_->message("xp_train: " + grid_->describe() + (config.parallel.zero_stage == 1 ? " zero_stage=1" : "") + ", " +
-                    std::to_string(threads) + " BLAS thread(s)/rank, " + std::to_string(plan_.parameters) +
+  metrics_->message("xp_train: " + grid_->describe() + (config.parallel.zero_stage == 1 ? " zero_stage=1" : "") +
+                    ", " + std::to_string(threads) + " BLAS thread(s)/rank, " + std::to_string(plan_.parameters) +
                     " parameters (" + std::to_string(model_->layout().total()) + " on rank 0), global batch " +
-                    std::to_string(batch_sequences) + " x " +
-                    std::to_string(config.model.seq_len) + " tokens; data: " + train_data_->describe());
+                    std::to_string(batch_sequences) + " x " + std::to_string(config.model.seq_len) +
+                    " tokens; data: " + train_data_->describe());
 }
 
 void Trainer::resume_from(const std::string& dir) {
@@ -141,9 +141,9 @@ std::string Trainer::save() {
   state.layout = grid_->layout();
   state.zero_stage = config_.parallel.zero_stage;
   state.config_toml = config_to_toml(config_);
-  const std::string dir = save_checkpoint(config_.run.run_dir, *grid_, config_.model,
-                                          {&model_->layout(), params.data(), moments.exp_avg.data(), moments.exp_avg_sq.data()},
-                                          state, config_.run.keep_last);
+  const TensorBuffers tensors{&model_->layout(), params.data(), moments.exp_avg.data(), moments.exp_avg_sq.data()};
+  const std::string dir = save_checkpoint(config_.run.run_dir, *grid_, config_.model, tensors, state,
+                                          config_.run.keep_last);
   last_checkpoint_ = steps_done_;
   metrics_->message("xp_train: checkpoint " + dir);
   return dir;
