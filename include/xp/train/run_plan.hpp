@@ -4,9 +4,14 @@
 // and the checkpoint writer. Its memory per stage comes from the functions the model and the optimizer
 // allocate with (model_buffers, optimizer_buffers), so the estimate is the allocation.
 //
-//   Config, world size, rank ─ choose_layout ─ partition_layers ─ placement_of ─ ParameterLayout
-//                               └ grid_position   └ max_in_flight   └ zero_shard ─ model_buffers,
-//                                                                                 optimizer_buffers
+// Each field comes from the one function that owns its fact:
+//   layout     choose_layout(config.parallel, config.model, world size)
+//   position   grid_position(layout, rank)                 (ParallelGrid places ranks with it too)
+//   stages     partition_layers(config.model, pp)
+//   placement  placement_of(stage, tp, tp rank)
+//   shard      zero_shard(parameters of the placement, dp, dp rank, shards_optimizer(zero_stage, dp))
+//   slots      max_in_flight(pp, stage, grad_accum_steps)  (the 1F1B schedule's)
+//   memory     model_buffers(...) and optimizer_buffers(shard) of each stage, in bytes
 #include <cstdint>
 #include <vector>
 
@@ -36,7 +41,7 @@ struct RunPlan {
   Layout layout;                   // tp × pp × dp (choose_layout)
   int world_rank = 0;              // the rank this plan is seen from
   GridPosition position;           // its place in the layout, as ParallelGrid puts it
-  std::vector<StageRange> stages;  // layers of each pipeline stage (partition_layers, computed only here)
+  std::vector<StageRange> stages;  // layers of each pipeline stage (partition_layers)
   Placement placement;             // this rank's share of the model
   ZeroShard shard;                 // this rank's optimizer range and the padded length of params/grads
   bool zero = false;               // the optimizer is sharded over dp (zero_stage = 1 and dp > 1)
