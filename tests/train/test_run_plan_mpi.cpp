@@ -1,11 +1,11 @@
 // The run plan's memory estimate is the allocation. For each configuration the Trainer is built (model,
 // optimizer, data) and the bytes its model and optimizer allocated, counted by allocate() in the ledger,
 // must equal what its run plan predicts for this rank's stage — weights, grads, optimizer state and
-// activations each (the issue allows 1%; they are exact). On the fp32 CPU build the `--dry-run`
-// estimate (estimate_memory) must give the same numbers; where Real is bf16 (emulated) the plan counts
-// 2-byte activations and the compute copy. Kokkos's own allocation events make sure nothing large
-// bypasses allocate(): every byte still held in the default memory space after set-up is in the ledger,
-// but for the optimizer's segment tables (a few bytes per tensor).
+// activations each (the issue allows 1%; they are exact). The `--dry-run` estimate (estimate_memory)
+// must give the same numbers on the fp32 build, and the `--dry-run --gpu` one where Real is bf16 (the
+// emulated build: 2-byte activations and the compute copy, unfused attention). Kokkos's own allocation
+// events make sure nothing large bypasses allocate(): every byte still held in the default memory space
+// after set-up is in the ledger, but for the optimizer's segment tables (a few bytes per tensor).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,6 +18,7 @@
 
 #include "support.hpp"
 #include "xp/core/allocation.hpp"
+#include "xp/kernels/attention.hpp"
 #include "xp/train/fit_check.hpp"
 #include "xp/train/trainer.hpp"
 
@@ -132,14 +133,18 @@ TEST(RunPlan, MemoryEstimateIsTheAllocation) {
     expect_bytes(ledger.optimizer, planned.optimizer, "optimizer");
     expect_bytes(ledger.activations, planned.activations, "activations");
 
-    // The dry run's estimate of the CPU build is this build's plan where this build is fp32.
-    if (xp::real_is_float) {
+    // The dry run's estimates are allocations too: the CPU build's (`--dry-run`) where this build is
+    // fp32, the GPU build's (`--dry-run --gpu`) where Real is bf16 — on a CUDA build always, on the
+    // emulated one where the GPU would not fuse attention either (head sizes other than 64 and 128).
+    const bool fused_on_gpu = xp::attention_fused(c.n_embd, c.n_head, xp::gpu_precision);
+    const bool gpu_build = xp::build_precision.gpu || (xp::build_precision.compute_copy() && !fused_on_gpu);
+    if (xp::real_is_float || gpu_build) {
       const xp::Layout layout{c.dp, c.tp, c.pp};
-      const xp::StageMemory dry = xp::estimate_memory(config, layout, false).stages.at(plan.position.pp);
-      EXPECT_EQ(dry.weights, planned.weights);
-      EXPECT_EQ(dry.grads, planned.grads);
-      EXPECT_EQ(dry.optimizer, planned.optimizer);
-      EXPECT_EQ(dry.activations, planned.activations);
+      const xp::StageMemory dry = xp::estimate_memory(config, layout, gpu_build).stages.at(plan.position.pp);
+      EXPECT_EQ(ledger.weights, dry.weights) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
+      EXPECT_EQ(ledger.grads, dry.grads) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
+      EXPECT_EQ(ledger.optimizer, dry.optimizer) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
+      EXPECT_EQ(ledger.activations, dry.activations) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
     }
 
     // Nothing of size went around allocate().
