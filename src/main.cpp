@@ -9,7 +9,7 @@
 #include "xp/core/device.hpp"
 #include "xp/core/error.hpp"
 #include "xp/core/runtime.hpp"
-#include "xp/parallel/topology.hpp"
+#include "xp/train/fit_check.hpp"
 #include "xp/train/trainer.hpp"
 
 namespace {

@@ -3,6 +3,7 @@
 #include "xp/core/math.hpp"
 #include "xp/core/types.hpp"
 
+#include "kernels/cuda/flash_attention_workspace.hpp"
 #if defined(XP_ENABLE_CUDA)
 #include "kernels/cuda/flash_attention.hpp"
 #include "xp/core/device.hpp"
@@ -10,19 +11,6 @@
 
 namespace xp {
 namespace {
-
-// The fused CUDA kernel takes head sizes 64 and 128 (GPT-2's 64 and larger models' 128); other sizes
-// (tiny test models) take the Kokkos kernel on the GPU too.
-bool fused(int C, int NH) {
-#if defined(XP_ENABLE_CUDA)
-  const int hs = C / NH;
-  return hs == 64 || hs == 128;
-#else
-  (void)C;
-  (void)NH;
-  return false;
-#endif
-}
 
 // The Kokkos kernel keeps the softmax probabilities att (B,NH,T,T).
 void attention_fwd_kokkos(Real* out, float* att, const Real* qkv, int B, int T, int C, int NH) {
@@ -117,20 +105,26 @@ void attention_bwd_kokkos(Real* dqkv, float* scratch, const Real* dout, const Re
 
 }  // namespace
 
-int64_t attention_stats_size(int B, int T, int C, int NH) {
-  return fused(C, NH) ? int64_t{B} * NH * T : int64_t{B} * NH * T * T;
+// The fused CUDA kernel takes head sizes 64 and 128 (GPT-2's 64 and larger models' 128); other sizes
+// (tiny test models) take the Kokkos kernel on the GPU too.
+bool attention_fused(int C, int NH, const Precision& precision) {
+  const int hs = C / NH;
+  return precision.gpu && (hs == 64 || hs == 128);
 }
 
-int64_t attention_scratch_size(int B, int T, int C, int NH) {
-#if defined(XP_ENABLE_CUDA)
-  if (fused(C, NH)) return static_cast<int64_t>(cuda::flash_attention_bwd_workspace(B, T, C, NH));
-#endif
-  return int64_t{B} * NH * T + (real_is_float ? 0 : int64_t{B} * T * 3 * C);
+int64_t attention_stats_size(int B, int T, int C, int NH, const Precision& precision) {
+  return attention_fused(C, NH, precision) ? int64_t{B} * NH * T : int64_t{B} * NH * T * T;
+}
+
+int64_t attention_scratch_size(int B, int T, int C, int NH, const Precision& precision) {
+  if (attention_fused(C, NH, precision)) return static_cast<int64_t>(cuda::flash_attention_bwd_workspace(B, T, C, NH));
+  // datt (B,NH,T), then where Real is bf16 an fp32 dqkv accumulator (B,T,3C).
+  return int64_t{B} * NH * T + (precision.real_bytes == 4 ? 0 : int64_t{B} * T * 3 * C);
 }
 
 void attention_fwd(Real* out, float* stats, const Real* qkv, int B, int T, int C, int NH) {
 #if defined(XP_ENABLE_CUDA)
-  if (fused(C, NH)) {
+  if (attention_fused(C, NH, build_precision)) {
     cuda::flash_attention_fwd(out, stats, qkv, B, T, C, NH, static_cast<cudaStream_t>(device_stream()));
     return;
   }
@@ -141,7 +135,7 @@ void attention_fwd(Real* out, float* stats, const Real* qkv, int B, int T, int C
 void attention_bwd(Real* dqkv, float* scratch, const Real* dout, const Real* out, const Real* qkv,
                    const float* stats, int B, int T, int C, int NH) {
 #if defined(XP_ENABLE_CUDA)
-  if (fused(C, NH)) {
+  if (attention_fused(C, NH, build_precision)) {
     cuda::flash_attention_bwd(dqkv, scratch, dout, out, qkv, stats, B, T, C, NH,
                               static_cast<cudaStream_t>(device_stream()));
     return;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "xp/core/allocation.hpp"
 #include "xp/core/error.hpp"
 #include "xp/core/random.hpp"
 #include "xp/kernels/attention.hpp"
@@ -27,70 +28,29 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
     : model_(model), layout_(model, placement), tp_(tp), max_batch_(max_batch), slots_(slots), batch_(slots, 0) {
   const Placement& place = layout_.placement();
   XP_REQUIRE(place.tp_size == tp.size(), "placement tp_size does not match the tensor-parallel group");
-  const int64_t L = place.last_layer - place.first_layer, C = model.n_embd, T = model.seq_len;
   C_local_ = model.n_embd / place.tp_size;
   heads_local_ = model.n_head / place.tp_size;
   vocab_local_ = model.padded_vocab() / place.tp_size;
   vocab_start_ = place.tp_rank * vocab_local_;
   vocab_valid_ = std::clamp(model.vocab_size - vocab_start_, 0, vocab_local_);
-  const int64_t N = int64_t{max_batch} * T, CL = C_local_;
 
-  int64_t total = 0;
-  auto take = [&total](int64_t size) {
-    const int64_t offset = total;
-    total += size;
-    return offset;
-  };
-  const bool head = place.has_head;
-  a_.encoded = take(N * C);
-  a_.ln1 = take(L * N * C);
-  a_.qkv = take(L * N * 3 * CL);
-  a_.atty = take(L * N * CL);
-  a_.residual2 = take(L * N * C);
-  a_.ln2 = take(L * N * C);
-  a_.fch = take(L * N * 4 * CL);
-  a_.residual3 = take(L * N * C);
-  a_.lnf = take(head ? N * C : 0);
-  a_.logits = take(head ? N * vocab_local_ : 0);
-  a_.total = total;
-
-  total = 0;
-  s_.ln1_mean = take(L * N);
-  s_.ln1_rstd = take(L * N);
-  s_.att = take(L * attention_stats_size(max_batch, model.seq_len, C_local_, heads_local_));
-  s_.ln2_mean = take(L * N);
-  s_.ln2_rstd = take(L * N);
-  s_.lnf_mean = take(head ? N : 0);
-  s_.lnf_rstd = take(head ? N : 0);
-  s_.lse = take(head ? N : 0);
-  s_.losses = take(head ? N : 0);
-  s_.row_stats = take(head ? 3 * N : 0);
-  s_.total = total;
-
-  total = 0;
-  g_.dresidual = take(N * C);
-  g_.doutput = take(place.has_head ? 0 : N * C);
-  g_.dC = take(N * C);
-  g_.d3C = take(N * 3 * CL);
-  g_.d4C = take(N * 4 * CL);
-  g_.gelu = take(N * 4 * CL);
-  g_.scratch = take(N * C);
-  g_.total = total;
-
-  params = FloatBuffer("xp::params", std::max(buffer_size, layout_.total()));
-  grads = FloatBuffer("xp::grads", std::max(buffer_size, layout_.total()));
+  const ModelBuffers sizes = model_buffers(model, layout_, max_batch, slots, buffer_size, build_precision);
+  a_ = sizes.acts;
+  s_ = sizes.stats;
+  g_ = sizes.grad_acts;
+  params = allocate<FloatBuffer>("xp::params", sizes.params, MemoryKind::Weights);
+  grads = allocate<FloatBuffer>("xp::grads", sizes.params, MemoryKind::Grads);
 #if defined(XP_ENABLE_CUDA) || defined(XP_EMULATE_BF16)
-  compute_ = RealBuffer("xp::compute_weights", layout_.total());
+  compute_ = allocate<RealBuffer>("xp::compute_weights", sizes.compute_weights, MemoryKind::Weights);
 #else
-  compute_ = params;
+  compute_ = params;  // fp32 builds compute with the master weights themselves
 #endif
-  acts_ = RealBuffer("xp::activations", slots * a_.total);
-  stats_ = FloatBuffer("xp::activation_stats", slots * s_.total);
-  grad_acts_ = RealBuffer("xp::activation_grads", g_.total);
-  attention_scratch_ =
-      FloatBuffer("xp::attention_scratch", attention_scratch_size(max_batch, model.seq_len, C_local_, heads_local_));
-  inputs_ = TokenBuffer("xp::inputs", slots * N);
-  targets_ = TokenBuffer("xp::targets", slots * N);
+  acts_ = allocate<RealBuffer>("xp::activations", slots * a_.total, MemoryKind::Activations);
+  stats_ = allocate<FloatBuffer>("xp::activation_stats", slots * s_.total, MemoryKind::Activations);
+  grad_acts_ = allocate<RealBuffer>("xp::activation_grads", g_.total, MemoryKind::Activations);
+  attention_scratch_ = allocate<FloatBuffer>("xp::attention_scratch", sizes.attention_scratch, MemoryKind::Activations);
+  inputs_ = allocate<TokenBuffer>("xp::inputs", sizes.tokens, MemoryKind::Activations);
+  targets_ = allocate<TokenBuffer>("xp::targets", sizes.tokens, MemoryKind::Activations);
   host_inputs_ = Kokkos::create_mirror_view(inputs_);
   host_targets_ = Kokkos::create_mirror_view(targets_);
 }

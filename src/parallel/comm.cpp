@@ -47,7 +47,6 @@ class MpiCommunicator : public Communicator {
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  std::string backend() const override { return "mpi"; }
 
   void all_reduce(void* data, std::size_t count, DataType type, ReduceOp op) override {
     if (size_ == 1 || count == 0) return;
@@ -80,15 +79,6 @@ class MpiCommunicator : public Communicator {
     all_gather_host(inside ? recv_data + rank_ * send_count : static_cast<const float*>(send_host.get()), recv_data,
                     send_count);
     recv_host.write_back();
-  }
-
-  void broadcast(float* data, std::size_t count, int root) override {
-    HostStage host(data, count * sizeof(float), rank_ == root);
-    auto* values = static_cast<float*>(host.get());
-    for (std::size_t offset = 0; offset < count; offset += max_chunk)
-      XP_MPI_CHECK(MPI_Bcast(values + offset, static_cast<int>(std::min(max_chunk, count - offset)), MPI_FLOAT, root,
-                             comm_));
-    host.write_back();
   }
 
   void send_bytes(const void* data, std::size_t bytes, int peer) override {

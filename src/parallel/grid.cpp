@@ -13,9 +13,10 @@ ParallelGrid::ParallelGrid(MPI_Comm world, const Layout& layout) : layout_(layou
   XP_MPI_CHECK(MPI_Comm_rank(world, &world_rank_));
   XP_MPI_CHECK(MPI_Comm_size(world, &size));
   XP_REQUIRE(size == world_size(), "layout " + describe() + " does not match " + std::to_string(size) + " ranks");
-  tp_rank_ = world_rank_ % layout.tp;
-  pp_rank_ = (world_rank_ / layout.tp) % layout.pp;
-  dp_rank_ = world_rank_ / (layout.tp * layout.pp);
+  const GridPosition position = grid_position(layout, world_rank_);
+  tp_rank_ = position.tp;
+  pp_rank_ = position.pp;
+  dp_rank_ = position.dp;
   // Colour = the coordinates the group shares; key = position inside the group.
   XP_MPI_CHECK(MPI_Comm_split(world, dp_rank_ * layout.pp + pp_rank_, tp_rank_, &tp_comm_));
   XP_MPI_CHECK(MPI_Comm_split(world, dp_rank_ * layout.tp + tp_rank_, pp_rank_, &pp_comm_));

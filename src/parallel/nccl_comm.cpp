@@ -34,7 +34,6 @@ class NcclCommunicator : public Communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  std::string backend() const override { return "nccl"; }
 
   void all_reduce(void* data, std::size_t count, DataType type, ReduceOp op) override {
     XP_NCCL_CHECK(ncclAllReduce(data, data, count, type == DataType::Float32 ? ncclFloat32 : ncclBfloat16,
@@ -49,10 +48,6 @@ class NcclCommunicator : public Communicator {
   // recv (size · send_count), rank r's block at [r·send_count, (r+1)·send_count): NCCL's own layout.
   void all_gather(const float* send, float* recv, std::size_t send_count) override {
     XP_NCCL_CHECK(ncclAllGather(send, recv, send_count, ncclFloat32, comm_, stream_));
-  }
-
-  void broadcast(float* data, std::size_t count, int root) override {
-    XP_NCCL_CHECK(ncclBroadcast(data, data, count, ncclFloat32, root, comm_, stream_));
   }
 
   // One operation each, so no group is needed; the peer must post the matching call with this count.

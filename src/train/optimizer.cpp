@@ -2,12 +2,14 @@
 
 #include <algorithm>
 
+#include "xp/core/allocation.hpp"
 #include "xp/kernels/adamw.hpp"
 
 namespace xp {
 
 AdamW::AdamW(const ParameterLayout& layout, const TrainConfig& train, int64_t begin, int64_t end)
-    : m("xp::adam_m", std::max<int64_t>(0, end - begin)), v("xp::adam_v", std::max<int64_t>(0, end - begin)),
+    : m(allocate<FloatBuffer>("xp::adam_m", std::max<int64_t>(0, end - begin), MemoryKind::Optimizer)),
+      v(allocate<FloatBuffer>("xp::adam_v", std::max<int64_t>(0, end - begin), MemoryKind::Optimizer)),
       train_(train), begin_(begin), end_(end) {
   for (const TensorInfo& tensor : layout.tensors()) {
     const int64_t first = std::max(begin, tensor.offset), last = std::min(end, tensor.offset + tensor.size);

@@ -16,12 +16,10 @@
 #include "xp/core/error.hpp"
 #include "xp/core/runtime.hpp"
 #include "xp/io/checkpoint.hpp"
-#include "xp/kernels/elementwise.hpp"
 #if !defined(XP_ENABLE_CUDA)
 #include "xp/kernels/gemm.hpp"
 #endif
-#include "xp/model/partition.hpp"
-#include "xp/parallel/topology.hpp"
+#include "xp/train/fit_check.hpp"
 #include "xp/train/lr.hpp"
 #include "xp/train/schedule.hpp"
 
@@ -55,20 +53,14 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   int world_size = 1, world_rank = 0;
   XP_MPI_CHECK(MPI_Comm_size(world, &world_size));
   XP_MPI_CHECK(MPI_Comm_rank(world, &world_rank));
-  Layout layout;
-  std::vector<StageRange> stages;
   const int host_ranks = ranks_on_this_host(world);
   agree_on_setup(world, [&] {
-    layout = choose_layout(config.parallel, config.model, world_size);
-    stages = partition_layers(config.model, layout.pp);
+    plan_ = make_run_plan(config, world_size, world_rank, build_precision);
     // Refuse to start a run that cannot fit, before allocating anything, and say which knob to turn.
-    Config sized = config;
-    if (sized.parallel.device_memory <= 0.0)
-      sized.parallel.device_memory = device_build ? detect_gpu_memory(host_ranks) : detect_device_memory(host_ranks);
-    const MemoryPlan plan = estimate_memory(sized, layout, device_build);
-    if (!plan.fits) throw InputError("the model does not fit in memory:\n" + format_memory_table(plan, layout));
+    const MemoryPlan fit = check_fit(config, plan_, available_memory(config, host_ranks));
+    if (!fit.fits) throw InputError("the model does not fit in memory:\n" + format_memory_table(fit, plan_.layout));
   });
-  grid_ = std::make_unique<ParallelGrid>(world, layout);
+  grid_ = std::make_unique<ParallelGrid>(world, plan_.layout);
   const int threads = host_threads(config.parallel.threads, world);
 #if !defined(XP_ENABLE_CUDA)
   set_gemm_threads(threads);
@@ -81,7 +73,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   agree_on_setup(world, [&] {
     train_data_ = make_token_source(config.data, config.model, config.train.seed, false, batch_sequences);
     val_data_ = make_token_source(config.data, config.model, config.train.seed, true,
-                                  int64_t{layout.dp} * config.train.batch_size);
+                                  int64_t{plan_.layout.dp} * config.train.batch_size);
     if (world_rank != 0) return;
     std::error_code error;
     std::filesystem::create_directories(config.run.run_dir, error);
@@ -91,17 +83,10 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
                        (error ? ": " + error.message() : std::string()));
   });
 
-  const Placement placement = placement_of(stages[grid_->pp_rank()], layout.tp, grid_->tp_rank());
-  const int64_t parameters = ParameterLayout(config.model, placement).total();
-  const bool zero = config.parallel.zero_stage == 1;
-  shard_ = zero ? (parameters + layout.dp - 1) / layout.dp : parameters;
-  const int slots = max_in_flight(layout.pp, grid_->pp_rank(), config.train.grad_accum_steps);
-  model_ = std::make_unique<GPT2>(config.model, placement, grid_->tp(), config.train.batch_size, slots,
-                                  zero ? shard_ * layout.dp : parameters);
+  model_ = std::make_unique<GPT2>(config.model, plan_.placement, grid_->tp(), plan_.micro_batch, plan_.slots,
+                                  plan_.shard.buffer_size);
   model_->init_weights(config.train.seed, config.train.init_std);
-  const int64_t begin = zero ? grid_->dp_rank() * shard_ : 0;
-  optimizer_ = std::make_unique<AdamW>(model_->layout(), config.train, begin, begin + shard_);
-  if (zero) shard_grads_ = FloatBuffer("xp::shard_grads", shard_);
+  optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero);
   sequences_.resize(int64_t{config.train.batch_size} * (config.model.seq_len + 1));
 
   if (config.run.resume != "none") {
@@ -112,13 +97,13 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   }
 
   const double peak = config.run.peak_tflops > 0 ? config.run.peak_tflops * 1e12 : host_peak_flops(threads);
-  metrics_ = std::make_unique<MetricsLog>(config, layout, batch_sequences * config.model.seq_len, peak,
+  metrics_ = std::make_unique<MetricsLog>(config, plan_.layout, batch_sequences * config.model.seq_len, peak,
                                           world_rank == 0, steps_done_ > 0);
-  metrics_->message("xp_train: " + grid_->describe() + (zero ? " zero_stage=1" : "") + ", " +
-                    std::to_string(threads) + " BLAS thread(s)/rank, " +
-                    std::to_string(count_parameters(config.model)) + " parameters (" + std::to_string(parameters) +
-                    " on rank 0), global batch " + std::to_string(batch_sequences) + " x " +
-                    std::to_string(config.model.seq_len) + " tokens; data: " + train_data_->describe());
+  metrics_->message("xp_train: " + grid_->describe() + (config.parallel.zero_stage == 1 ? " zero_stage=1" : "") +
+                    ", " + std::to_string(threads) + " BLAS thread(s)/rank, " + std::to_string(plan_.parameters) +
+                    " parameters (" + std::to_string(model_->layout().total()) + " on rank 0), global batch " +
+                    std::to_string(batch_sequences) + " x " + std::to_string(config.model.seq_len) +
+                    " tokens; data: " + train_data_->describe());
 }
 
 void Trainer::resume_from(const std::string& dir) {
@@ -126,22 +111,17 @@ void Trainer::resume_from(const std::string& dir) {
   // Rank 0 reads every shard to check it; its verdict reaches every rank through agree_on_setup.
   agree_on_setup(grid_->world(),
                  [&] { state = read_checkpoint_state(dir, config_.model, grid_->world_rank() == 0); });
-  // Full local moments first (the saved run may have sharded them differently), then this rank's slice.
+  // Weights and the full local moments (the saved run may have sharded them differently); the
+  // optimizer keeps its range of them.
   const int64_t local = model_->layout().total();
-  std::vector<float> exp_avg(local), exp_avg_sq(local);
+  OptimizerState moments;
+  moments.exp_avg.resize(local);
+  moments.exp_avg_sq.resize(local);
   HostFloatBuffer params = Kokkos::create_mirror_view(model_->params);
-  load_checkpoint_tensors(dir, {&model_->layout(), params.data(), exp_avg.data(), exp_avg_sq.data()});
+  load_checkpoint_tensors(dir, {&model_->layout(), params.data(), moments.exp_avg.data(), moments.exp_avg_sq.data()});
   Kokkos::deep_copy(model_->params, params);
   model_->refresh_compute_weights();
-  const int64_t begin = optimizer_->begin(), end = std::min(optimizer_->end(), local);
-  HostFloatBuffer m = Kokkos::create_mirror_view(optimizer_->m), v = Kokkos::create_mirror_view(optimizer_->v);
-  for (int64_t i = begin; i < end; ++i) {
-    m(i - begin) = exp_avg[i];
-    v(i - begin) = exp_avg_sq[i];
-  }
-  Kokkos::deep_copy(optimizer_->m, m);
-  Kokkos::deep_copy(optimizer_->v, v);
-  optimizer_->set_steps_taken(state.step);
+  optimizer_->load_state(moments, state.step);
   steps_done_ = last_checkpoint_ = state.step;
   train_data_->cursor = state.train_cursor;
   if (grid_->world_rank() == 0)
@@ -150,24 +130,9 @@ void Trainer::resume_from(const std::string& dir) {
                 state.zero_stage);
 }
 
-std::pair<std::vector<float>, std::vector<float>> Trainer::full_moments() {
-  // Only data-parallel replica 0 writes; ZeRO-1's all-gather still needs every replica.
-  if (config_.parallel.zero_stage != 1 && grid_->dp_rank() != 0) return {};
-  const int64_t local = model_->layout().total();
-  auto gather = [&](const FloatBuffer& moment) {
-    HostFloatBuffer host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), moment);
-    std::vector<float> full(config_.parallel.zero_stage == 1 ? shard_ * grid_->layout().dp : local);
-    if (config_.parallel.zero_stage == 1) grid_->dp_host().all_gather(host.data(), full.data(), shard_);
-    else std::copy(host.data(), host.data() + local, full.data());
-    full.resize(local);
-    return full;
-  };
-  return {gather(optimizer_->m), gather(optimizer_->v)};
-}
-
 std::string Trainer::save() {
   Kokkos::fence();
-  auto [exp_avg, exp_avg_sq] = full_moments();
+  OptimizerState moments = optimizer_->state();
   HostFloatBuffer params = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model_->params);
   CheckpointState state;
   state.step = steps_done_;
@@ -176,9 +141,9 @@ std::string Trainer::save() {
   state.layout = grid_->layout();
   state.zero_stage = config_.parallel.zero_stage;
   state.config_toml = config_to_toml(config_);
-  const std::string dir = save_checkpoint(config_.run.run_dir, *grid_, config_.model,
-                                          {&model_->layout(), params.data(), exp_avg.data(), exp_avg_sq.data()},
-                                          state, config_.run.keep_last);
+  const TensorBuffers tensors{&model_->layout(), params.data(), moments.exp_avg.data(), moments.exp_avg_sq.data()};
+  const std::string dir = save_checkpoint(config_.run.run_dir, *grid_, config_.model, tensors, state,
+                                          config_.run.keep_last);
   last_checkpoint_ = steps_done_;
   metrics_->message("xp_train: checkpoint " + dir);
   return dir;
@@ -195,11 +160,12 @@ void Trainer::read_micro_batch(int micro) {
   train_data_->read(first_row, B, sequences_.data());
 }
 
-void Trainer::run_pipeline(double& loss_sum) {
+double Trainer::run_pipeline() {
   const int B = config_.train.batch_size, stages = grid_->layout().pp, stage = grid_->pp_rank();
   const size_t activation = size_t(B) * config_.model.seq_len * config_.model.n_embd;
   const float dloss = 1.0f / static_cast<float>(global_batch_sequences() * config_.model.seq_len);
   Communicator& pp = grid_->pp();
+  double loss_sum = 0.0;
   // A send waits to be posted together with this stage's next receive, so neighbours that both send
   // first never wait on each other (Megatron's send_forward_recv_backward pairing).
   const Real* pending = nullptr;
@@ -228,83 +194,54 @@ void Trainer::run_pipeline(double& loss_sum) {
     }
   }
   if (pending) pp.send(pending, activation, pending_peer);
+  return loss_sum;
 }
 
-void Trainer::reduce_gradients() {
+void Trainer::tie_embedding_grads() {
   Kokkos::fence();
-  // The token embedding is one weight used at both ends of the pipeline: sum its two gradients.
   if (Communicator* embedding = grid_->embedding()) {
     const TensorInfo& wte = model_->layout().find("wte.weight");
     embedding->all_reduce_sum(model_->grads.data() + wte.offset, wte.size);
   }
-  if (config_.parallel.zero_stage == 1)
-    grid_->dp().reduce_scatter_sum(model_->grads.data(), shard_grads_.data(), shard_);
-  else
-    grid_->dp().all_reduce_sum(model_->grads.data(), model_->grads.size());
 }
 
-double Trainer::grad_norm_squared_part() {
-  // Count each parameter of the whole model once: replicated tensors on tp rank 0 only, the tied
-  // embedding on the first stage only, and (ZeRO-1) only this dp rank's slice — or, without ZeRO,
-  // only on dp rank 0, since every replica holds the same summed gradients.
-  const bool zero = config_.parallel.zero_stage == 1;
-  if (!zero && grid_->dp_rank() != 0) return 0.0;
-  const int64_t begin = optimizer_->begin(), end = optimizer_->end();
-  // Gradients of [begin, end): the dp-summed slice (ZeRO-1) or the whole buffer.
-  const float* grads = zero ? shard_grads_.data() : model_->grads.data();
-  const int64_t base = zero ? begin : 0;
-  const ParameterLayout& layout = model_->layout();
-  // Adjacent counted tensors form one range: one reduction (one wait for the GPU) per range.
-  std::vector<std::pair<int64_t, int64_t>> ranges;
-  for (const TensorInfo& tensor : layout.tensors()) {
-    if (tensor.split == Split::Replicated && grid_->tp_rank() != 0) continue;
-    if (tensor.name == "wte.weight" && !layout.placement().has_embedding) continue;
-    const int64_t first = std::max(begin, tensor.offset), last = std::min(end, tensor.offset + tensor.size);
-    if (first >= last) continue;
-    if (!ranges.empty() && ranges.back().second == first) ranges.back().second = last;
-    else ranges.emplace_back(first, last);
-  }
-  double sum = 0.0;
-  for (const auto& [first, last] : ranges) sum += sum_squares(grads + (first - base), last - first);
-  return sum;
+double Trainer::mean_loss(double loss_sum, int64_t sequences) const {
+  // Every tp rank of the last stage has the whole sum: its tp rank 0 reports it.
+  const bool reports_loss = grid_->last_stage() && grid_->tp_rank() == 0;
+  return all_reduce_sum(grid_->world(), reports_loss ? loss_sum : 0.0) / (double(sequences) * config_.model.seq_len);
 }
 
 StepResult Trainer::step() {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
-  const int64_t tokens = global_batch_sequences() * config_.model.seq_len;
+  const int64_t sequences = global_batch_sequences();
   StepResult result;
 
-  // Forward and backward of this replica's micro-batches (1F1B over the pipeline stages).
+  // Batch, forward and backward: this replica's micro-batches through the 1F1B pipeline schedule.
   model_->zero_grads();
-  train_data_->align(global_batch_sequences());
-  double loss_sum = 0.0;
-  run_pipeline(loss_sum);
-  train_data_->advance(global_batch_sequences());
+  train_data_->align(sequences);
+  const double loss_sum = run_pipeline();
+  train_data_->advance(sequences);
 
-  // Gradients: tied embedding, then data-parallel sum; the loss lives on the last stage.
-  reduce_gradients();
-  const bool reports_loss = grid_->last_stage() && grid_->tp_rank() == 0;
-  result.loss = all_reduce_sum(grid_->world(), reports_loss ? loss_sum : 0.0) / tokens;
+  // Tie embedding grads: the first and the last stage each hold a gradient of the one wte.
+  tie_embedding_grads();
+
+  // Reduce grads over the data-parallel replicas (all-reduce, or reduce-scatter with ZeRO-1).
+  optimizer_->reduce_gradients();
+
+  // Loss: the mean over the global batch.
+  result.loss = mean_loss(loss_sum, sequences);
 
   // Clip by the global gradient norm (torch.nn.utils.clip_grad_norm_ semantics).
-  result.grad_norm = std::sqrt(all_reduce_sum(grid_->world(), grad_norm_squared_part()));
+  result.grad_norm = std::sqrt(all_reduce_sum(grid_->world(), optimizer_->grad_norm_squared_part()));
   double grad_scale = 1.0;
   if (config_.train.grad_clip_norm > 0.0)
     grad_scale = std::min(1.0, config_.train.grad_clip_norm / (result.grad_norm + 1e-6));
 
-  // AdamW on this rank's parameters (its ZeRO-1 slice, then every slice is gathered back).
+  // Optimizer step: AdamW on this rank's parameters; afterwards every replica has all updated weights.
   result.lr = learning_rate(config_.train, steps_done_);
-  const bool zero = config_.parallel.zero_stage == 1;
-  // Without ZeRO the update also writes the bf16 compute weights (GPU builds); with it they are
-  // refreshed once every slice is back.
-  optimizer_->step(model_->params.data(), zero ? shard_grads_.data() : model_->grads.data(), result.lr, grad_scale,
-                   zero ? nullptr : model_->compute_weights_copy());
-  if (zero) {
-    Kokkos::fence();
-    grid_->dp().all_gather(model_->params.data() + optimizer_->begin(), model_->params.data(), shard_);
-    model_->refresh_compute_weights();
-  }
+  optimizer_->step(result.lr, grad_scale);
+
   Kokkos::fence();
   result.device_memory = device_memory_used();
   ++steps_done_;
@@ -327,9 +264,7 @@ double Trainer::evaluate() {
     if (!grid_->last_stage()) grid_->pp().send(model_->output(0), activation, stage + 1);
     val_data_->advance(batch_sequences);
   }
-  const bool reports_loss = grid_->last_stage() && grid_->tp_rank() == 0;
-  return all_reduce_sum(grid_->world(), reports_loss ? loss_sum : 0.0) /
-         (double(config_.data.eval_batches) * batch_sequences * T);
+  return mean_loss(loss_sum, int64_t{config_.data.eval_batches} * batch_sequences);
 }
 
 std::vector<double> Trainer::run() {
@@ -351,7 +286,6 @@ std::vector<double> Trainer::run() {
       stop_signal = 0;
       metrics_->message("xp_train: signal " + std::to_string(agreed) + " received: checkpoint and exit after step " +
                         std::to_string(steps_done_));
-      stopped_by_signal_ = true;
       break;
     }
   }

@@ -11,6 +11,7 @@
 #include "xp/config/deck.hpp"
 #include "xp/model/layout.hpp"
 #include "xp/model/partition.hpp"
+#include "xp/train/fit_check.hpp"
 
 namespace xp::test {
 namespace {
@@ -226,12 +227,13 @@ TEST(Memory, TinyModelExactBytesOnCpu) {
   // GPT2's buffers at B = 2, T = 4 (N = 8 tokens, C = 8, NH = 2, Vp = 128), in floats:
   //   saved: encoded 64; per layer ln1, residual2, ln2, residual3 4·64, LayerNorm stats 4·8,
   //          qkv 192, atty 64, fch 256, att 2·2·4·4 = 864 × 2 layers; lnf 64 + stats 16,
-  //          logits 8·128, lse 8, losses 8 → 2912
+  //          logits 8·128, lse 8, losses 8, the cross-entropy's row partials 3·8 → 2936
+  //   token ids: inputs and targets, 8 int32 each → 16
   //   working: forward scratch, dresidual, dC 3·64, d3C 192, d4C 256, the recomputed GELU output 256,
   //            attention scratch 2·2·4 → 912
-  EXPECT_EQ(s.activations, 4.0 * (2912 + 912));
+  EXPECT_EQ(s.activations, 4.0 * (2936 + 16 + 912));
   EXPECT_EQ(s.comm_buffers, 0);
-  EXPECT_EQ(s.total, 4 * 2816 * 4 + 4.0 * 3824);
+  EXPECT_EQ(s.total, 4 * 2816 * 4 + 4.0 * 3864);
   EXPECT_TRUE(plan.fits);
   EXPECT_EQ(plan.available, 1e9);
 }
@@ -247,12 +249,14 @@ TEST(Memory, TinyModelOnGpuWithPipelineAndReplicas) {
   EXPECT_EQ(last.parameters, 872 + 16 + 1024);   // block 1, ln_f, the tied wte
   EXPECT_EQ(first.weights, 6 * 1928.0);           // fp32 master + bf16 copy
   EXPECT_EQ(first.optimizer, 8 * 1928.0);         // zero_stage 0: every replica holds m and v
-  // In bf16 units, fp32 statistics counting twice; head size 4 takes the Kokkos attention, which keeps
-  // its probabilities: per layer 4·64 + 2·(4·8) stats + 512 + 2·(2·2·4·4) = 960; head lnf 64 +
-  // 2·(4·8) stats + logits 1024 = 1152; working 3·64 + 11·64 + 2·(2·2·4 + 3·64) fp32 attention scratch
-  // = 1312. Stage 0 holds 2 micro-batches under 1F1B (input 64 + one layer), stage 1 one.
-  EXPECT_EQ(first.activations, 2.0 * (2 * (64 + 960) + 1312));
-  EXPECT_EQ(last.activations, 2.0 * ((64 + 960 + 1152) + 1312));
+  // In bf16 units, fp32 statistics and int32 token ids counting twice; head size 4 takes the Kokkos
+  // attention, which keeps its probabilities: per layer 4·64 + 2·(4·8) stats + 512 + 2·(2·2·4·4) = 960;
+  // head lnf 64 + 2·(7·8) stats (LayerNorm 2, lse, losses, row partials 3) + logits 1024 = 1200;
+  // working 3·64 + 11·64 + 2·(2·2·4 + 3·64) fp32 attention scratch = 1312, + the received output
+  // gradient 64 before the last stage; tokens 2·(2·8) per micro-batch. Stage 0 holds 2 micro-batches
+  // under 1F1B (input 64 + one layer), stage 1 one.
+  EXPECT_EQ(first.activations, 2.0 * (2 * (64 + 960) + 1312 + 64 + 2 * 32));
+  EXPECT_EQ(last.activations, 2.0 * ((64 + 960 + 1200) + 1312 + 32));
   // bf16 send + receive buffers of one boundary (2·64·2 B) + an fp32 all-reduce bucket of the stage.
   EXPECT_EQ(first.comm_buffers, 2 * 64 * 2 + 4 * 1928.0);
 }
@@ -265,10 +269,12 @@ TEST(Memory, FusedAttentionKeepsNoProbabilitiesOnGpu) {
   config.train.batch_size = 32;
   const double N = 32 * 1024, NC = N * 768, B_NH_T = 32 * 12 * 1024;
   const double per_layer = 4 * NC + 2 * 4 * N + 8 * NC + 2 * B_NH_T;
-  const double head = NC + 2 * 4 * N + N * 50304;
-  const double working = 3 * NC + 11 * NC + 2 * (NC + B_NH_T);
+  const double head = NC + 2 * 7 * N + N * 50304;
+  // The fused backward's fp32 workspace: a dq accumulator, D, and 4 floats of alignment slack.
+  const double working = 3 * NC + 11 * NC + 2 * (NC + B_NH_T + 4);
+  const double tokens = 2 * 2 * N;  // inputs and targets, int32
   const StageMemory s = estimate_memory(config, layout_of(1, 1, 1), true).stages.at(0);
-  EXPECT_EQ(s.activations, 2.0 * (NC + 12 * per_layer + head + working));
+  EXPECT_EQ(s.activations, 2.0 * (NC + 12 * per_layer + head + working + tokens));
   EXPECT_LT(s.total / double(1 << 30), 40.0);  // fits an 80 GB H100 with room to spare
 }
 
@@ -349,7 +355,9 @@ TEST(Memory, FortyBillionOnEightGpusSaysWhatWouldWork) {
   EXPECT_NE(report.find("39.09 B parameters"), std::string::npos) << report;
   EXPECT_NE(report.find("zero_stage 1"), std::string::npos) << report;
   EXPECT_NE(report.find("does not fit: no single change fits on 8 ranks"), std::string::npos) << report;
-  EXPECT_NE(report.find("16 ranks would fit with tp_size 4, pp_stages 2, dp_size 2, zero_stage 1"), std::string::npos)
+  // Not dp 2 with ZeRO-1: its reduced-gradient slice (P/dp fp32 per rank, 9.2 GiB here) makes that
+  // 83.3 GiB per rank.
+  EXPECT_NE(report.find("16 ranks would fit with tp_size 4, pp_stages 4, dp_size 1, zero_stage 1"), std::string::npos)
       << report;
   // The 7 B deck on the same machine fits as configured.
   EXPECT_NE(dry_run_report(deck("gpt2_7b.in"), 8, true).find("verdict    fits"), std::string::npos);

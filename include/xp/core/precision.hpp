@@ -53,6 +53,21 @@ using Real = float;
 constexpr bool real_is_float = true;
 #endif
 
+// How a build stores activations and which kernels it runs, for sizing buffers: this build's
+// (build_precision), or another build's when planning for it (`--dry-run --gpu` from a CPU build).
+struct Precision {
+  int real_bytes = 4;  // bytes of Real: activations and, where 2, the bf16 compute copy of the weights
+  bool gpu = false;    // the CUDA build: fused attention for head sizes 64 and 128, NCCL collectives
+  constexpr bool compute_copy() const { return real_bytes != 4; }
+};
+constexpr Precision cpu_precision{4, false};  // the CPU build: fp32 throughout, Kokkos attention
+constexpr Precision gpu_precision{2, true};   // the CUDA build: bf16 activations and compute copy
+#if defined(XP_ENABLE_CUDA)
+constexpr Precision build_precision = gpu_precision;
+#else
+constexpr Precision build_precision{static_cast<int>(sizeof(Real)), false};  // fp32, or emulated bf16
+#endif
+
 KOKKOS_INLINE_FUNCTION float to_float(float x) { return x; }
 KOKKOS_INLINE_FUNCTION Real to_real(float x) { return Real(x); }
 

@@ -9,10 +9,13 @@
 
 namespace xp {
 
-// Floats of `stats` that attention_fwd keeps per micro-batch for backward.
-int64_t attention_stats_size(int B, int T, int C, int NH);
-// Floats of scratch attention_bwd needs.
-int64_t attention_scratch_size(int B, int T, int C, int NH);
+// Whether a build of `precision` runs the fused kernel for C/NH (the rule attention_fwd/bwd follow).
+bool attention_fused(int C, int NH, const Precision& precision);
+// Floats of `stats` that attention_fwd keeps per micro-batch for backward, in a build of `precision`
+// (this build's by default; the run plan asks for other builds' too).
+int64_t attention_stats_size(int B, int T, int C, int NH, const Precision& precision = build_precision);
+// Floats of scratch attention_bwd needs, in a build of `precision`.
+int64_t attention_scratch_size(int B, int T, int C, int NH, const Precision& precision = build_precision);
 
 // qkv (B,T,3C): q, k, v each (B,T,C) side by side, head h at features h*hs..(h+1)*hs.
 // out (B,T,C) heads concatenated; stats (attention_stats_size) kept for backward.

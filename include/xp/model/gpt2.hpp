@@ -13,6 +13,7 @@
 
 #include "xp/config/config.hpp"
 #include "xp/core/types.hpp"
+#include "xp/model/buffers.hpp"
 #include "xp/model/layout.hpp"
 #include "xp/parallel/comm.hpp"
 
@@ -22,12 +23,11 @@ class GPT2 {
  public:
   // `tp` is the tensor-parallel group (size 1 for none); it must outlive the model. params and grads
   // hold max(buffer_size, layout().total()) floats (ZeRO-1 pads them to a multiple of dp; padding is 0).
+  // Every buffer is sized by model_buffers() (buffers.hpp), the function the run plan estimates with.
   GPT2(const ModelConfig& model, const Placement& placement, Communicator& tp, int max_batch, int slots = 1,
        int64_t buffer_size = 0);
 
-  const ModelConfig& config() const { return model_; }
   const ParameterLayout& layout() const { return layout_; }
-  int max_batch() const { return max_batch_; }
   int slots() const { return slots_; }  // micro-batches whose activations it keeps at once
 
   // Normal(0, std) weights (residual projections scaled by 1/sqrt(2·n_layer)), zero biases, unit
@@ -64,18 +64,6 @@ class GPT2 {
   FloatBuffer grads;   // same layout
 
  private:
-  // Offsets of one micro-batch's activations (Real) and of its fp32 statistics; per-block tensors are
-  // [layers][max_batch·T·width].
-  struct ActivationOffsets {
-    int64_t encoded, ln1, qkv, atty, residual2, ln2, fch, residual3, lnf, logits, total;
-  };
-  struct StatOffsets {
-    int64_t ln1_mean, ln1_rstd, att, ln2_mean, ln2_rstd, lnf_mean, lnf_rstd, lse, losses, row_stats, total;
-  };
-  // Offsets into grad_acts_ (reused by every block during backward).
-  struct GradOffsets {
-    int64_t dresidual, doutput, dC, d3C, d4C, gelu, scratch, total;
-  };
   Real* act(int slot, int64_t offset) { return acts_.data() + slot * a_.total + offset; }
   float* stat(int slot, int64_t offset) { return stats_.data() + slot * s_.total + offset; }
   Real* grad_act(int64_t offset) { return grad_acts_.data() + offset; }

@@ -6,7 +6,6 @@
 // Counts are 64-bit: flat gradient buffers of large models pass 2^31 floats.
 #include <cstddef>
 #include <memory>
-#include <string>
 
 #include <mpi.h>
 
@@ -48,7 +47,6 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  virtual std::string backend() const = 0;
 
   // Typed front: float everywhere, and Real (bf16) activations on GPU and emulated-bf16 builds.
   template <class T>
@@ -81,7 +79,6 @@ class Communicator {
   virtual void reduce_scatter_sum(const float* send, float* recv, std::size_t recv_count) = 0;
   // recv (size() · send_count) = every rank's send (send_count), in rank order.
   virtual void all_gather(const float* send, float* recv, std::size_t send_count) = 0;
-  virtual void broadcast(float* data, std::size_t count, int root) = 0;
 
   // What the typed front calls; each backend implements these.
   virtual void all_reduce(void* data, std::size_t count, DataType type, ReduceOp op) = 0;

@@ -21,6 +21,15 @@ struct Layout {
   int pp = 1;
 };
 
+// Where world rank `world_rank` sits in `layout`: tp rank world_rank % tp, stage (world_rank / tp) % pp,
+// replica world_rank / (tp·pp).
+struct GridPosition {
+  int dp = 0, tp = 0, pp = 0;
+};
+inline GridPosition grid_position(const Layout& layout, int world_rank) {
+  return {world_rank / (layout.tp * layout.pp), world_rank % layout.tp, (world_rank / layout.tp) % layout.pp};
+}
+
 class ParallelGrid {
  public:
   ParallelGrid(MPI_Comm world, const Layout& layout);
@@ -35,7 +44,6 @@ class ParallelGrid {
   int tp_rank() const { return tp_rank_; }
   int pp_rank() const { return pp_rank_; }
   MPI_Comm world() const { return world_; }
-  MPI_Comm dp_comm() const { return dp_comm_; }
   MPI_Comm tp_comm() const { return tp_comm_; }
   MPI_Comm pp_comm() const { return pp_comm_; }
   // Device collectives for each group: NCCL in CUDA builds where every rank has its own GPU, else MPI

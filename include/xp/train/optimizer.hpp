@@ -18,7 +18,6 @@ class AdamW {
   // grad_scale (clipping) on the fly; one launch for every tensor of the range. compute (the whole
   // buffer's Real copy, or null) receives the updated weights of the range.
   void step(float* params, const float* grads, double lr, double grad_scale, Real* compute = nullptr);
-  int64_t steps_taken() const { return steps_taken_; }
   void set_steps_taken(int64_t steps) { steps_taken_ = steps; }  // when resuming
   int64_t begin() const { return begin_; }
   int64_t end() const { return end_; }

@@ -1,11 +1,11 @@
 #pragma once
-// One training run: set-up (layout, model share, data, optimizer, metrics), then optimizer steps. A
-// step runs this rank's micro-batches through the 1F1B pipeline schedule (plain gradient accumulation
-// when pp = 1), ties the embedding gradients of the first and last stage, reduces gradients over dp
-// (all-reduce, or reduce-scatter with ZeRO-1), clips by the global norm and applies AdamW.
+// One training run: set-up from the run plan (grid, model share, data, optimizer, metrics), then
+// optimizer steps. A step runs this rank's micro-batches through the 1F1B pipeline schedule (plain
+// gradient accumulation when pp = 1), ties the embedding gradients of the first and last stage, and
+// leaves the rest to the distributed optimizer: gradients reduced over dp, clipping by the global norm,
+// AdamW.
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <mpi.h>
@@ -14,8 +14,9 @@
 #include "xp/io/token_source.hpp"
 #include "xp/model/gpt2.hpp"
 #include "xp/parallel/grid.hpp"
+#include "xp/train/distributed_optimizer.hpp"
 #include "xp/train/metrics.hpp"
-#include "xp/train/optimizer.hpp"
+#include "xp/train/run_plan.hpp"
 
 namespace xp {
 
@@ -38,8 +39,8 @@ class Trainer {
   // SIGTERM or SIGUSR1 ends it after the current step with a checkpoint. Returns the losses.
   std::vector<double> run();
   std::string save();         // a checkpoint of the current state (collective); returns its directory
-  bool stopped_by_signal() const { return stopped_by_signal_; }
 
+  const RunPlan& plan() const { return plan_; }
   const ParallelGrid& grid() const { return *grid_; }
   GPT2& model() { return *model_; }
   int64_t steps_done() const { return steps_done_; }
@@ -47,28 +48,23 @@ class Trainer {
   int64_t global_batch_sequences() const;
 
  private:
-  void run_pipeline(double& loss_sum);  // forward/backward of this step's micro-batches
-  void reduce_gradients();              // tied embedding over pp ends, then over dp
-  double grad_norm_squared_part();      // this rank's share of Σ g², each parameter counted once
-  void read_micro_batch(int micro);     // this replica's rows of micro-batch `micro` into sequences_
+  double run_pipeline();                 // forward/backward of this step's micro-batches; their loss sum
+  void tie_embedding_grads();            // sums wte's gradients of the first and the last stage
+  double mean_loss(double loss_sum, int64_t sequences) const;  // over the world, per token
+  void read_micro_batch(int micro);      // this replica's rows of micro-batch `micro` into sequences_
   void resume_from(const std::string& dir);  // weights, AdamW state, step and data cursor
-  // This rank's AdamW moments for all its parameters (ZeRO-1 slices gathered over dp), on the host;
-  // empty on the replicas that do not write a checkpoint.
-  std::pair<std::vector<float>, std::vector<float>> full_moments();
 
   Config config_;
+  RunPlan plan_;
   std::unique_ptr<ParallelGrid> grid_;
   std::unique_ptr<GPT2> model_;
-  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<DistributedOptimizer> optimizer_;
   std::unique_ptr<TokenSource> train_data_, val_data_;
   std::unique_ptr<MetricsLog> metrics_;
   std::vector<int32_t> sequences_;  // host rows (batch_size, T+1)
-  FloatBuffer shard_grads_;         // ZeRO-1: this rank's slice of the dp-summed gradients
-  int64_t shard_ = 0;               // ZeRO-1 slice length (flat buffers are padded to dp · shard_)
   std::size_t device_memory_at_start_ = 0, peak_device_memory_ = 0;  // GPU bytes in use (whole device)
   int64_t steps_done_ = 0;
   int64_t last_checkpoint_ = -1;  // step of the newest checkpoint this run wrote or resumed from
-  bool stopped_by_signal_ = false;
 };
 
 // BLAS threads for this rank: `threads`, or the host's cores shared among its ranks (no more than

@@ -4,6 +4,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "flash_attention_workspace.hpp"
+
 namespace xp::cuda {
 
 // Causal multi-head self-attention, GPT-2 layout. qkv (B,T,3C) row-major: q, k, v each (B,T,C) side by side
@@ -12,8 +14,7 @@ namespace xp::cuda {
 // kept for backward. No T×T matrix in memory. Any T ≥ 1 (masking at tile edges).
 void flash_attention_fwd(__nv_bfloat16* out, float* lse, const __nv_bfloat16* qkv, int B, int T, int C, int NH,
                          cudaStream_t stream);
-// Floats of fp32 workspace flash_attention_bwd needs (e.g. D = rowsum(dout∘out), an fp32 dq accumulator).
-size_t flash_attention_bwd_workspace(int B, int T, int C, int NH);
+// flash_attention_bwd's workspace: flash_attention_bwd_workspace(B, T, C, NH) floats (flash_attention_workspace.hpp).
 // dqkv (B,T,3C) bf16 overwritten (dq, dk, dv in the qkv layout) from dout (B,T,C), the forward's out and lse.
 void flash_attention_bwd(__nv_bfloat16* dqkv, float* workspace, const __nv_bfloat16* dout,
                          const __nv_bfloat16* out, const __nv_bfloat16* qkv, const float* lse, int B, int T, int C,

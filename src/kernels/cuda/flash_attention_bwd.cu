@@ -283,12 +283,6 @@ void launch_bwd(bf16* dqkv, float* dq_acc, float* D, const bf16* dout, const bf1
 
 }  // namespace
 
-// dq accumulator (B,T,C) first, then D (B,NH,T); 4 spare floats let a 4-byte-aligned workspace be
-// rounded up to 16 bytes.
-size_t flash_attention_bwd_workspace(int B, int T, int C, int NH) {
-  return size_t(B) * T * C + size_t(B) * NH * T + 4;
-}
-
 void flash_attention_bwd(bf16* dqkv, float* workspace, const bf16* dout, const bf16* out, const bf16* qkv,
                          const float* lse, int B, int T, int C, int NH, cudaStream_t stream) {
   const int hs = head_size(B, T, C, NH);

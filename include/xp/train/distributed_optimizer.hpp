@@ -1,0 +1,78 @@
+#pragma once
+// The data-parallel half of the update in one object (ZeRO-1 as DeepSpeed's stage 1; an optimizer that
+// saves and loads its own state as torchtitan's): it sums the gradients over the dp replicas (all-reduce,
+// or with ZeRO-1 a reduce-scatter that leaves each replica one slice), gives this rank's share of the
+// global squared gradient norm, runs AdamW on this rank's range of the flat buffer (all of it, or its
+// slice), all-gathers the updated slices and refreshes the bf16 compute weights.
+#include <cstdint>
+#include <vector>
+
+#include "xp/config/config.hpp"
+#include "xp/core/types.hpp"
+#include "xp/model/gpt2.hpp"
+#include "xp/parallel/grid.hpp"
+#include "xp/train/optimizer.hpp"
+
+namespace xp {
+
+// The range [begin, end) of the flat parameter buffer whose AdamW state one rank keeps, and the length
+// the flat params and grads are padded to: the whole buffer without ZeRO; with ZeRO-1 slice `dp_rank` of
+// dp equal slices (the buffers padded to dp slices; the padding stays 0).
+struct ZeroShard {
+  int64_t begin = 0, end = 0;
+  int64_t buffer_size = 0;  // floats of params and of grads
+  int64_t size() const { return end - begin; }
+};
+ZeroShard zero_shard(int64_t parameters, int dp, int dp_rank, bool zero);
+
+// Whether zero_stage shards the optimizer over `dp` replicas: only where there are replicas to share
+// with (with dp = 1 ZeRO-1 would only add a copy of the gradients; the arithmetic is the same).
+inline bool shards_optimizer(int zero_stage, int dp) { return zero_stage == 1 && dp > 1; }
+
+// Floats the optimizer allocates, by the kinds the allocation ledger counts.
+struct OptimizerBuffers {
+  int64_t moments = 0;      // of m and of v each (Optimizer)
+  int64_t shard_grads = 0;  // ZeRO-1: the dp-summed gradients of the slice (Grads); 0 without
+};
+OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero);
+
+// What a checkpoint keeps of the optimizer besides the step: the AdamW moments of every parameter of a
+// rank, on the host, laid out like its flat parameter buffer (ParameterLayout::total() floats each).
+struct OptimizerState {
+  std::vector<float> exp_avg, exp_avg_sq;
+};
+
+class DistributedOptimizer {
+ public:
+  // `model` (whose params and grads are shard.buffer_size long) and `grid` must outlive it.
+  DistributedOptimizer(GPT2& model, const ParallelGrid& grid, const TrainConfig& train, const ZeroShard& shard,
+                       bool zero);
+
+  // Sums the gradients over the dp group: in place, or with ZeRO-1 this rank's slice into its own buffer.
+  void reduce_gradients();
+  // This rank's part of Σ g² over the whole model, each parameter counted once: replicated tensors on
+  // tp rank 0, the tied embedding on the first stage, each element on one dp rank.
+  double grad_norm_squared_part() const;
+  // AdamW on this rank's range with the gradients × grad_scale; then every replica has all the updated
+  // weights (ZeRO-1: all-gathered) and the compute copy matches them.
+  void step(double lr, double grad_scale);
+
+  // For the checkpoint writer: collective over dp with ZeRO-1 (the slices are gathered); empty moments
+  // on the replicas that do not write (dp rank > 0).
+  OptimizerState state() const;
+  // Takes this rank's range of the full moments, whatever sharding saved them, `steps` steps in (AdamW's
+  // bias correction).
+  void load_state(const OptimizerState& state, int64_t steps);
+
+ private:
+  const float* reduced_grads() const;  // the dp-summed gradients of [begin, end)
+
+  GPT2& model_;
+  const ParallelGrid& grid_;
+  ZeroShard shard_;
+  bool zero_;
+  AdamW adamw_;
+  FloatBuffer shard_grads_;  // ZeRO-1 only
+};
+
+}  // namespace xp

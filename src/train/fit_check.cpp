@@ -1,0 +1,213 @@
+#include "xp/train/fit_check.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "xp/core/device.hpp"
+#include "xp/parallel/topology.hpp"
+
+namespace xp {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+std::string fixed(double value, int digits) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", digits, value);
+  return text;
+}
+std::string gib(double bytes) { return fixed(bytes / kGiB, 2); }
+std::string count_text(double count) {
+  if (count >= 1e9) return fixed(count / 1e9, 2) + " B";
+  if (count >= 1e6) return fixed(count / 1e6, 2) + " M";
+  return fixed(count, 0);
+}
+
+const StageMemory& largest(const std::vector<StageMemory>& stages) {
+  return *std::max_element(stages.begin(), stages.end(),
+                           [](const StageMemory& a, const StageMemory& b) { return a.total < b.total; });
+}
+
+// What a layout's what-if plan (dry run, tests) may use per rank.
+double what_if_available(const Config& config, const Layout& layout, bool gpu) {
+  if (config.parallel.device_memory > 0) return config.parallel.device_memory;
+  // A dry run previews the run on this host: all the layout's ranks share its RAM.
+  const int ranks_on_host = layout.tp * layout.pp * layout.dp;
+  return gpu ? 0.0 : detect_device_memory(ranks_on_host);
+}
+
+// The first single change, in order of preference, that makes every stage fit; else the shortfall
+// and the smallest larger world (up to 64 ranks) where some layout would fit.
+std::string advise(const Config& config, const RunPlan& plan, double available) {
+  const ModelConfig& model = config.model;
+  const Layout& layout = plan.layout;
+  const int world = plan.world_size();
+  auto need = [&](const Config& c, const Layout& l) {
+    return largest(make_run_plan(c, l, 0, plan.precision).memory).total;
+  };
+  auto result = [&](const Layout& l, double bytes) {
+    return " (" + layout_factors(l) + ": largest stage " + gib(bytes) + " of " + gib(available) + " GiB)";
+  };
+
+  for (int pp = layout.pp + 1; layout.tp * pp <= world; ++pp) {
+    const Layout candidate = Layout{world / (layout.tp * pp), layout.tp, pp};
+    if (!runnable(candidate, model, world)) continue;
+    const double bytes = need(config, candidate);
+    if (bytes <= available) return "raise pp_stages to " + std::to_string(pp) + result(candidate, bytes);
+  }
+  for (int tp = layout.tp + 1; tp <= std::min(world, max_tensor_parallel); ++tp)
+    for (int pp = layout.pp; pp >= 1; --pp) {
+      const Layout candidate = Layout{world / (tp * pp), tp, pp};
+      if (!runnable(candidate, model, world)) continue;
+      const double bytes = need(config, candidate);
+      if (bytes <= available)
+        return "raise tp_size to " + std::to_string(tp) +
+               (pp != layout.pp ? " and set pp_stages to " + std::to_string(pp) : "") + result(candidate, bytes);
+      break;  // the largest pp that fits the world is the one to try
+    }
+  if (config.parallel.zero_stage == 0 && layout.dp > 1) {
+    Config sharded = config;
+    sharded.parallel.zero_stage = 1;
+    const double bytes = need(sharded, layout);
+    if (bytes <= available) return "set zero_stage = 1" + result(layout, bytes);
+  }
+  for (int batch = config.train.batch_size - 1; batch >= 1; --batch) {
+    const int64_t sequences = int64_t{config.train.batch_size} * config.train.grad_accum_steps;
+    if (sequences % batch != 0) continue;  // keep the global batch exactly
+    Config smaller = config;
+    smaller.train.batch_size = batch;
+    smaller.train.grad_accum_steps = static_cast<int>(sequences / batch);
+    const double bytes = need(smaller, layout);
+    if (bytes <= available)
+      return "lower batch_size to " + std::to_string(batch) + " with grad_accum_steps = " +
+             std::to_string(smaller.train.grad_accum_steps) + " for the same global batch" + result(layout, bytes);
+  }
+
+  const StageMemory& worst = largest(plan.memory);
+  std::string text = "no single change fits on " + std::to_string(world) + " ranks: stage " +
+                     std::to_string(worst.stage) + " needs " + gib(worst.total) + " GiB per rank, " +
+                     gib(worst.total - available) + " GiB more than the " + gib(available) + " GiB available";
+  // Weights (+ compute copy), grads and AdamW state spread perfectly over the world: no layout goes below.
+  const double bytes_per_parameter = 16.0 + (plan.precision.compute_copy() ? plan.precision.real_bytes : 0);
+  const double state_bytes = double(plan.parameters) * bytes_per_parameter / world;
+  if (state_bytes > available)
+    text += " (weights, grads and AdamW state alone, spread evenly over " + std::to_string(world) + " ranks, need " +
+            gib(state_bytes) + " GiB each)";
+  // The smallest larger world where some layout fits, preferring most replicas, then the current tp.
+  for (int bigger = world * 2; bigger <= 64; bigger *= 2)
+    for (int product = 1; product <= bigger; ++product) {
+      if (bigger % product != 0) continue;
+      std::vector<int> tps;
+      for (int tp = 1; tp <= std::min(product, max_tensor_parallel); ++tp)
+        if (product % tp == 0) tps.push_back(tp);
+      std::stable_sort(tps.begin(), tps.end(), [&](int a, int b) {
+        return std::fabs(std::log2(double(a) / layout.tp)) < std::fabs(std::log2(double(b) / layout.tp));
+      });
+      for (int tp : tps) {
+        const Layout candidate = Layout{bigger / product, tp, product / tp};
+        if (!runnable(candidate, model, bigger)) continue;
+        Config wider = config;
+        if (candidate.dp > 1) wider.parallel.zero_stage = 1;
+        const double bytes = need(wider, candidate);
+        if (bytes > available) continue;
+        return text + "; " + std::to_string(bigger) + " ranks would fit with " + layout_factors(candidate) +
+               (wider.parallel.zero_stage == 1 ? ", zero_stage 1" : "") + " (largest stage " + gib(bytes) + " GiB)";
+      }
+    }
+  return text + "; use more ranks or devices with more memory";
+}
+
+}  // namespace
+
+MemoryPlan check_fit(const Config& config, const RunPlan& plan, double available) {
+  MemoryPlan fit;
+  fit.stages = plan.memory;
+  fit.available = available;
+  fit.precision = plan.precision;
+  fit.fits = available <= 0 || largest(plan.memory).total <= available;
+  if (!fit.fits) fit.advice = advise(config, plan, available);
+  return fit;
+}
+
+double available_memory(const Config& config, int ranks_on_host) {
+  if (config.parallel.device_memory > 0) return config.parallel.device_memory;
+  return device_build ? detect_gpu_memory(ranks_on_host) : detect_device_memory(ranks_on_host);
+}
+
+MemoryPlan estimate_memory(const Config& config, const Layout& layout, bool gpu) {
+  const RunPlan plan = make_run_plan(config, layout, 0, gpu ? gpu_precision : cpu_precision);
+  return check_fit(config, plan, what_if_available(config, layout, gpu));
+}
+
+std::string format_memory_table(const MemoryPlan& plan, const Layout& layout) {
+  std::ostringstream out;
+  std::string precision = "CPU: fp32 throughout";
+  if (plan.precision.compute_copy())
+    precision = std::string(plan.precision.gpu ? "GPU" : "CPU, emulated bf16") +
+                ": fp32 master + bf16 weights, bf16 activations";
+  out << "memory per rank in GiB (" << layout_factors(layout) << "; " << precision << ")\n";
+  char row[256];
+  std::snprintf(row, sizeof row, "%5s  %-12s %11s %8s %8s %9s %11s %7s %8s\n", "stage", "layers", "params/rank",
+                "weights", "grads", "optimizer", "activations", "comm", "total");
+  out << row;
+  for (const StageMemory& s : plan.stages) {
+    const std::string layers = std::to_string(s.first_layer) + "-" + std::to_string(s.last_layer - 1) + " (" +
+                               std::to_string(s.last_layer - s.first_layer) + ")";
+    std::snprintf(row, sizeof row, "%5d  %-12s %11s %8s %8s %9s %11s %7s %8s\n", s.stage, layers.c_str(),
+                  count_text(s.parameters).c_str(), gib(s.weights).c_str(), gib(s.grads).c_str(),
+                  gib(s.optimizer).c_str(), gib(s.activations).c_str(), gib(s.comm_buffers).c_str(),
+                  gib(s.total).c_str());
+    out << row;
+  }
+  if (plan.available <= 0) {
+    out << "available  unknown\nverdict    not checked: set device_memory (e.g. device_memory=80GB)\n";
+    return out.str();
+  }
+  const double need = plan.stages.empty() ? 0.0 : largest(plan.stages).total;
+  out << "available  " << gib(plan.available) << " GiB per rank (" << fixed(plan.available / 1e9, 2) << " GB)\n";
+  if (plan.fits) out << "verdict    fits: largest stage " << gib(need) << " GiB, " << gib(plan.available - need) << " GiB to spare\n";
+  else out << "verdict    does not fit: " << plan.advice << "\n";
+  return out.str();
+}
+
+std::string dry_run_report(const Config& config, int world_size, bool gpu) {
+  const ModelConfig& model = config.model;
+  const ParallelConfig& parallel = config.parallel;
+  const RunPlan plan = make_run_plan(config, world_size, 0, gpu ? gpu_precision : cpu_precision);
+  const Layout& layout = plan.layout;
+  const MemoryPlan fit = check_fit(config, plan, what_if_available(config, layout, gpu));
+
+  std::string automatic;
+  for (const auto& [value, name] : {std::pair<int, const char*>{parallel.tp_size, "tp_size"},
+                                    {parallel.pp_stages, "pp_stages"}, {parallel.dp_size, "dp_size"}})
+    if (value == 0) automatic += (automatic.empty() ? "" : ", ") + std::string(name);
+  std::ostringstream out;
+  out << "xp_train dry run: " << world_size << " ranks, " << (gpu ? "GPU" : "CPU") << "; nothing is allocated\n";
+  out << "model     " << model.model << ": n_layer " << model.n_layer << ", n_head " << model.n_head << ", n_embd "
+      << model.n_embd << ", seq_len " << model.seq_len << ", vocab_size " << model.vocab_size << " (padded "
+      << model.padded_vocab() << ")\n";
+  out << "          " << fixed(plan.parameters / 1e9, 2) << " B parameters (" << plan.parameters << ")\n";
+  out << "layout    tp_size " << layout.tp << " × pp_stages " << layout.pp << " × dp_size " << layout.dp << " = "
+      << world_size << " ranks" << (automatic.empty() ? "" : " (auto: " + automatic + ")") << ", zero_stage "
+      << parallel.zero_stage << "\n";
+  out << "batch     micro-batch " << config.train.batch_size << " × " << model.seq_len << " tokens, grad_accum_steps "
+      << config.train.grad_accum_steps << ", global batch "
+      << int64_t{layout.dp} * config.train.batch_size * config.train.grad_accum_steps << " sequences\n";
+  std::istringstream map(rank_map(layout));
+  std::string line;
+  for (bool first = true; std::getline(map, line); first = false) out << (first ? "rank map  " : "          ") << line << "\n";
+  for (size_t s = 0; s < plan.stages.size(); ++s) {
+    const StageRange& range = plan.stages[s];
+    out << (s == 0 ? "stages    " : "          ") << "stage " << s << ": layers " << range.first_layer << "-"
+        << range.last_layer - 1 << " (" << range.layers() << ")";
+    if (range.has_embedding) out << " + embedding";
+    if (range.has_head) out << " + final LayerNorm, LM head (tied wte)";
+    out << "\n";
+  }
+  out << format_memory_table(fit, layout);
+  return out.str();
+}
+
+}  // namespace xp

@@ -1,0 +1,157 @@
+// The run plan's memory estimate is the allocation. For each configuration the Trainer is built (model,
+// optimizer, data) and the bytes its model and optimizer allocated, counted by allocate() in the ledger,
+// must equal what its run plan predicts for this rank's stage — weights, grads, optimizer state and
+// activations each (the issue allows 1%; they are exact). The `--dry-run` estimate (estimate_memory)
+// must give the same numbers on the fp32 build, and the `--dry-run --gpu` one where Real is bf16 (the
+// emulated build: 2-byte activations and the compute copy, unfused attention). Kokkos's own allocation
+// events make sure nothing large bypasses allocate(): every byte still held in the default memory space
+// after set-up is in the ledger, but for the optimizer's segment tables (a few bytes per tensor).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <Kokkos_Core.hpp>
+
+#include "support.hpp"
+#include "xp/core/allocation.hpp"
+#include "xp/kernels/attention.hpp"
+#include "xp/train/fit_check.hpp"
+#include "xp/train/trainer.hpp"
+
+namespace {
+
+using xp::test::world_size;
+
+struct Case {
+  const char* name;
+  int tp, pp, dp;
+  int zero_stage;
+  int batch_size, grad_accum_steps;
+  int n_embd = 32, n_head = 4;  // head size 8; 128 and 2 give head size 64 (the fused attention on GPU)
+};
+
+// Each runs where the world size is tp·pp·dp. grad_accum_steps sets the micro-batches in flight under
+// 1F1B (pp 4 with 4 micro-batches keeps 4, 3, 2, 1 on its stages).
+const std::vector<Case> cases = {
+    {"one rank", 1, 1, 1, 0, 2, 1},
+    {"one rank, B 3, accumulation", 1, 1, 1, 0, 3, 2},
+    {"head size 64", 1, 1, 1, 0, 1, 1, 128, 2},
+    {"dp 2", 1, 1, 2, 0, 2, 1},
+    {"dp 2, ZeRO-1", 1, 1, 2, 1, 3, 2},
+    {"tp 2", 2, 1, 1, 0, 2, 1},
+    {"pp 2, 3 micro-batches", 1, 2, 1, 0, 2, 3},
+    {"tp 2 × pp 2", 2, 2, 1, 0, 2, 2},
+    {"pp 2 × dp 2, ZeRO-1", 1, 2, 2, 1, 1, 3},
+    {"pp 4, 4 micro-batches", 1, 4, 1, 0, 2, 4},
+    {"tp 2 × dp 2, ZeRO-1", 2, 1, 2, 1, 2, 1},
+    {"tp 2 × pp 2 × dp 2, ZeRO-1", 2, 2, 2, 1, 2, 2},
+};
+
+// Bytes Kokkos holds in the default memory space, and under which labels, from its allocation events.
+class KokkosAllocations {
+ public:
+  KokkosAllocations() {
+    live_.clear();
+    Kokkos::Tools::Experimental::set_allocate_data_callback(&allocated);
+    Kokkos::Tools::Experimental::set_deallocate_data_callback(&deallocated);
+  }
+  ~KokkosAllocations() {
+    Kokkos::Tools::Experimental::set_allocate_data_callback(nullptr);
+    Kokkos::Tools::Experimental::set_deallocate_data_callback(nullptr);
+  }
+  // Bytes still held by allocations whose label is not in `labels`, and their labels.
+  static double held_outside(const std::vector<std::string>& labels, std::string& names) {
+    double bytes = 0;
+    for (const auto& [pointer, allocation] : live_) {
+      bool counted = false;
+      for (const std::string& label : labels) counted = counted || label == allocation.first;
+      if (counted) continue;
+      bytes += allocation.second;
+      names += " " + allocation.first;
+    }
+    return bytes;
+  }
+
+ private:
+  static bool default_space(const Kokkos_Profiling_SpaceHandle& handle) {
+    return std::strcmp(handle.name, xp::ExecSpace::memory_space::name()) == 0;
+  }
+  static void allocated(Kokkos_Profiling_SpaceHandle handle, const char* label, const void* pointer, uint64_t size) {
+    if (default_space(handle)) live_[pointer] = {label, double(size)};
+  }
+  static void deallocated(Kokkos_Profiling_SpaceHandle handle, const char*, const void* pointer, uint64_t) {
+    if (default_space(handle)) live_.erase(pointer);
+  }
+  static inline std::map<const void*, std::pair<std::string, double>> live_;
+};
+
+xp::Config case_config(const Case& c) {
+  xp::Config config = xp::test::tiny_config(xp::test::temp_path(std::string("xp_run_plan_np") +
+                                                                std::to_string(world_size())));
+  config.model.n_embd = c.n_embd;
+  config.model.n_head = c.n_head;
+  config.parallel.tp_size = c.tp;
+  config.parallel.pp_stages = c.pp;
+  config.parallel.dp_size = c.dp;
+  config.parallel.zero_stage = c.zero_stage;
+  config.train.batch_size = c.batch_size;
+  config.train.grad_accum_steps = c.grad_accum_steps;
+  return config;
+}
+
+void expect_bytes(double allocated, double planned, const char* kind) {
+  EXPECT_GT(planned, 0) << kind;
+  EXPECT_NEAR(allocated, planned, 0.01 * planned) << kind << ": allocated " << allocated << ", planned " << planned;
+  EXPECT_EQ(allocated, planned) << kind << " (exact: the same size functions)";
+}
+
+}  // namespace
+
+TEST(RunPlan, MemoryEstimateIsTheAllocation) {
+  int tested = 0;
+  for (const Case& c : cases) {
+    if (c.tp * c.pp * c.dp != world_size()) continue;
+    SCOPED_TRACE(c.name);
+    ++tested;
+    const xp::Config config = case_config(c);
+    xp::memory_ledger().reset();
+    KokkosAllocations kokkos;
+    xp::Trainer trainer(config, MPI_COMM_WORLD);
+    const xp::RunPlan& plan = trainer.plan();
+    const xp::MemoryLedger& ledger = xp::memory_ledger();
+    const xp::StageMemory& planned = plan.rank_memory();
+    EXPECT_EQ(planned.stage, trainer.grid().pp_rank());
+    EXPECT_EQ(plan.slots, trainer.model().slots());
+    EXPECT_EQ(plan.shard.buffer_size, static_cast<int64_t>(trainer.model().params.size()));
+    EXPECT_EQ(plan.precision.real_bytes, static_cast<int>(sizeof(xp::Real)));
+    expect_bytes(ledger.weights, planned.weights, "weights");
+    expect_bytes(ledger.grads, planned.grads, "grads");
+    expect_bytes(ledger.optimizer, planned.optimizer, "optimizer");
+    expect_bytes(ledger.activations, planned.activations, "activations");
+
+    // The dry run's estimates are allocations too: the CPU build's (`--dry-run`) where this build is
+    // fp32, the GPU build's (`--dry-run --gpu`) where Real is bf16 — on a CUDA build always, on the
+    // emulated one where the GPU would not fuse attention either (head sizes other than 64 and 128).
+    const bool fused_on_gpu = xp::attention_fused(c.n_embd, c.n_head, xp::gpu_precision);
+    const bool gpu_build = xp::build_precision.gpu || (xp::build_precision.compute_copy() && !fused_on_gpu);
+    if (xp::real_is_float || gpu_build) {
+      const xp::Layout layout{c.dp, c.tp, c.pp};
+      const xp::StageMemory dry = xp::estimate_memory(config, layout, gpu_build).stages.at(plan.position.pp);
+      EXPECT_EQ(ledger.weights, dry.weights) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
+      EXPECT_EQ(ledger.grads, dry.grads) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
+      EXPECT_EQ(ledger.optimizer, dry.optimizer) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
+      EXPECT_EQ(ledger.activations, dry.activations) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
+    }
+
+    // Nothing of size went around allocate().
+    std::string names;
+    const double outside = KokkosAllocations::held_outside(ledger.labels, names);
+    const double counted = ledger.weights + ledger.grads + ledger.optimizer + ledger.activations;
+    EXPECT_LT(outside, 0.01 * counted) << "held by Kokkos but not counted:" << names;
+  }
+  if (tested == 0) GTEST_SKIP() << "no configuration has " << world_size() << " ranks";
+}
