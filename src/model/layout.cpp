@@ -14,19 +14,15 @@ const char* split_name(Split split) {
   return "?";
 }
 
-int64_t TensorInfo::full_index(int64_t local, int tp_rank, int tp_size) const {
-  if (split == Split::Replicated || tp_size == 1) return local;
-  const int64_t columns = full_shape.size() > 1 ? full_shape[1] : 1;
-  if (split == Split::Row) {
-    const int64_t local_columns = columns / tp_size;
-    const int64_t row = local / local_columns, column = local % local_columns;
-    return row * columns + tp_rank * local_columns + column;
-  }
-  // Column and Vocab split the rows; a fused tensor's rows come in `parts` blocks split one by one.
-  const int64_t part_rows = full_shape[0] / parts, local_part_rows = part_rows / tp_size;
-  const int64_t local_row = local / columns, column = local % columns;
-  const int64_t part = local_row / local_part_rows, row_in_part = local_row % local_part_rows;
-  return (part * part_rows + tp_rank * local_part_rows + row_in_part) * columns + column;
+SliceIndex TensorInfo::slice_index(int tp_rank, int tp_size) const {
+  SliceIndex index;
+  index.split = split;
+  index.tp_rank = tp_rank;
+  index.tp_size = tp_size;
+  index.columns = full_shape.size() > 1 ? full_shape[1] : 1;
+  index.part_rows = full_shape[0] / parts;
+  index.local_part_rows = index.part_rows / tp_size;
+  return index;
 }
 
 int64_t ParameterLayout::add(const std::string& name, std::vector<int64_t> full_shape, Split split, int parts,

@@ -98,7 +98,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   const int slots = max_in_flight(layout.pp, grid_->pp_rank(), config.train.grad_accum_steps);
   model_ = std::make_unique<GPT2>(config.model, placement, grid_->tp(), config.train.batch_size, slots,
                                   zero ? shard_ * layout.dp : parameters);
-  model_->init_weights(config.train.seed, config.train.init_std);
+  model_->init_weights(config.train.seed, config.train.init_std, threads);
   const int64_t begin = zero ? grid_->dp_rank() * shard_ : 0;
   optimizer_ = std::make_unique<AdamW>(model_->layout(), config.train, begin, begin + shard_);
   if (zero) shard_grads_ = FloatBuffer("xp::shard_grads", shard_);

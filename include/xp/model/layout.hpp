@@ -14,12 +14,38 @@
 #include <string>
 #include <vector>
 
+#include <Kokkos_Macros.hpp>
+
 #include "xp/config/config.hpp"
 
 namespace xp {
 
 enum class Split { Replicated, Column, Row, Vocab };
 const char* split_name(Split split);
+
+// Where one tp rank's slice of a tensor sits in the whole tensor, as plain numbers: callable in device
+// kernels (TensorInfo::slice_index makes it; the GPU build initialises its weights with it).
+struct SliceIndex {
+  Split split = Split::Replicated;
+  int tp_rank = 0, tp_size = 1;
+  int64_t columns = 1;          // of the whole tensor (1 for a vector)
+  int64_t part_rows = 1;        // Column/Vocab: rows of one part of the whole tensor
+  int64_t local_part_rows = 1;  // Column/Vocab: this rank's rows of one part
+
+  // Row-major index in the whole tensor of element `local` of the slice.
+  KOKKOS_INLINE_FUNCTION int64_t operator()(int64_t local) const {
+    if (split == Split::Replicated || tp_size == 1) return local;
+    if (split == Split::Row) {
+      const int64_t local_columns = columns / tp_size;
+      const int64_t row = local / local_columns, column = local % local_columns;
+      return row * columns + tp_rank * local_columns + column;
+    }
+    // Column and Vocab split the rows; a fused tensor's rows come in `parts` blocks split one by one.
+    const int64_t local_row = local / columns, column = local % columns;
+    const int64_t part = local_row / local_part_rows, row_in_part = local_row % local_part_rows;
+    return (part * part_rows + tp_rank * local_part_rows + row_in_part) * columns + column;
+  }
+};
 
 struct TensorInfo {
   std::string name;                 // Hugging Face-like: "h.3.attn.qkv.weight"
@@ -32,7 +58,10 @@ struct TensorInfo {
   bool decay = false;               // 2-D weights only
 
   // Row-major index in the whole tensor of element `local` of tp rank `tp_rank`'s slice.
-  int64_t full_index(int64_t local, int tp_rank, int tp_size) const;
+  int64_t full_index(int64_t local, int tp_rank, int tp_size) const {
+    return slice_index(tp_rank, tp_size)(local);
+  }
+  SliceIndex slice_index(int tp_rank, int tp_size) const;
 };
 
 // Which part of the model this rank holds.
