@@ -355,7 +355,7 @@ std::vector<double> Trainer::run() {
       break;
     }
   }
-  if (last_checkpoint_ != steps_done_) save();
+  if (last_checkpoint_ != steps_done_ && (config_.run.final_checkpoint || stopped_by_signal_)) save();
   std::signal(SIGTERM, SIG_DFL);
   std::signal(SIGUSR1, SIG_DFL);
   return losses;
