@@ -21,8 +21,12 @@ int select_device(MPI_Comm world) {
   const int local_rank = rank_on_this_host(world);
   int devices = 0;
   const cudaError_t rc = cudaGetDeviceCount(&devices);
-  XP_REQUIRE(rc == cudaSuccess && devices > 0,
-             std::string("this is a CUDA build of xp_train but no GPU is visible: ") + cudaGetErrorString(rc));
+  if (rc != cudaSuccess || devices == 0) {
+    cudaGetLastError();  // clear it: the error is reported here, once
+    throw InputError(std::string("this is a GPU build of xp_train and no GPU is visible (") +
+                     (rc != cudaSuccess ? cudaGetErrorString(rc) : "no CUDA device") +
+                     "); without one it can only do --help and --dry-run");
+  }
   const int device = local_rank % devices;
   XP_CUDA_CHECK(cudaSetDevice(device));
   return device;

@@ -15,7 +15,8 @@ constexpr bool device_build = false;
 #endif
 
 // The GPU this rank uses: its index among the ranks of its host, modulo the visible GPUs (several
-// ranks share a GPU when there are more ranks than GPUs). -1 on CPU builds.
+// ranks share a GPU when there are more ranks than GPUs). -1 on CPU builds. Collective over `world`;
+// throws InputError when this rank sees no GPU.
 int select_device(MPI_Comm world);
 
 // The stream that Kokkos, cuBLASLt, the fused CUDA kernels and NCCL share (a cudaStream_t).

@@ -1,7 +1,7 @@
 #pragma once
 // NCCL backend of the Communicator interface (comm.hpp): device buffers, one GPU per rank; part of GPU
-// builds (XP_ENABLE_CUDA). ParallelGrid uses it for every group when nccl_usable(world), after the
-// Runtime has given each rank its GPU (select_device), on the stream the rank shares with Kokkos and
+// builds (XP_ENABLE_CUDA). ParallelGrid uses it for every group when nccl_usable(world), after
+// Runtime::start_device has given each rank its GPU, on the stream the rank shares with Kokkos and
 // cuBLASLt (device_stream()); otherwise it uses the MPI backend, which stages device buffers on the host.
 //
 // Semantics that differ from the MPI backend:
