@@ -16,6 +16,7 @@
 #include "xp/core/error.hpp"
 #include "xp/core/runtime.hpp"
 #include "xp/io/checkpoint.hpp"
+#include "xp/io/hdf5_version.hpp"
 #include "xp/kernels/elementwise.hpp"
 #if !defined(XP_ENABLE_CUDA)
 #include "xp/kernels/gemm.hpp"
@@ -59,6 +60,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   std::vector<StageRange> stages;
   const int host_ranks = ranks_on_this_host(world);
   agree_on_setup(world, [&] {
+    check_hdf5_version();  // before anything is spent: a mismatch would abort at the first checkpoint
     layout = choose_layout(config.parallel, config.model, world_size);
     stages = partition_layers(config.model, layout.pp);
     // Refuse to start a run that cannot fit, before allocating anything, and say which knob to turn.
