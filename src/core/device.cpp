@@ -55,6 +55,12 @@ void copy_to_device(void* device, const void* host, std::size_t bytes) {
   XP_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
+void copy_memory(void* to, const void* from, std::size_t bytes) {
+  auto stream = static_cast<cudaStream_t>(device_stream());
+  XP_CUDA_CHECK(cudaMemcpyAsync(to, from, bytes, cudaMemcpyDefault, stream));  // unified addressing
+  XP_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
 std::size_t device_memory_used() {
   std::size_t free = 0, total = 0;
   XP_CUDA_CHECK(cudaMemGetInfo(&free, &total));
@@ -77,6 +83,7 @@ void* device_stream() { return nullptr; }
 bool is_device_pointer(const void*) { return false; }
 void copy_to_host(void* host, const void* device, std::size_t bytes) { std::memcpy(host, device, bytes); }
 void copy_to_device(void* device, const void* host, std::size_t bytes) { std::memcpy(device, host, bytes); }
+void copy_memory(void* to, const void* from, std::size_t bytes) { std::memcpy(to, from, bytes); }
 std::size_t device_memory_used() { return 0; }
 double detect_gpu_memory(int) { return 0.0; }
 

@@ -29,6 +29,10 @@ bool is_device_pointer(const void* pointer);
 void copy_to_host(void* host, const void* device, std::size_t bytes);
 void copy_to_device(void* device, const void* host, std::size_t bytes);
 
+// A copy between any two buffers of this process, host or device memory (stream-ordered on GPU builds);
+// waits for it to finish.
+void copy_memory(void* to, const void* from, std::size_t bytes);
+
 // Bytes of device memory in use now (the whole GPU, as nvidia-smi shows it); 0 on CPU builds.
 std::size_t device_memory_used();
 
