@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
       if (runtime.rank() == 0) std::fputs(report.c_str(), stdout);
       return 0;
     }
+    runtime.start_device();
     xp::Trainer trainer(config, MPI_COMM_WORLD);
     trainer.run();
   } catch (const xp::InputError& error) {

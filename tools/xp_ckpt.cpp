@@ -19,6 +19,7 @@
 #include "xp/config/deck.hpp"
 #include "xp/io/checkpoint_inspect.hpp"
 #include "xp/io/safetensors.hpp"
+#include "xp/io/hdf5_version.hpp"
 #include "xp/model/layout.hpp"
 
 namespace fs = std::filesystem;
@@ -236,6 +237,7 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   try {
+    xp::check_hdf5_version();  // HDF5 itself would abort on a mismatch, without saying which versions
     if (command == "list" && args.size() == 1) return list(args[0]);
     if (command == "info" && args.size() == 1) return info(args[0]);
     if (command == "verify" && args.size() == 1) return verify(args[0]);

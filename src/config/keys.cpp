@@ -104,6 +104,18 @@ DeckKey float_key(const char* name, const char* section, const char* help, Field
   return key;
 }
 
+DeckKey bool_key(const char* name, const char* section, const char* help, Field<bool> field) {
+  DeckKey key{name, section, "true | false", help, nullptr, nullptr};
+  key.set = [name, field](Config& config, const DeckValue& value) {
+    if (value.kind != DeckValue::Kind::Boolean) bad_value(value, name, "true or false");
+    field(config) = value.text == "true";
+  };
+  key.show = [field](const Config& config) {
+    return std::string(field(const_cast<Config&>(config)) ? "true" : "false");
+  };
+  return key;
+}
+
 DeckKey string_key(const char* name, const char* section, const char* help, Field<std::string> field) {
   DeckKey key{name, section, "string", help, nullptr, nullptr};
   key.set = [name, field](Config& config, const DeckValue& value) {
@@ -227,8 +239,11 @@ std::vector<DeckKey> make_keys() {
   keys.push_back(integer_key<int64_t>("log_every", "run", "console line every this many steps",
                                       [](Config& c) -> int64_t& { return c.run.log_every; }, 1));
   keys.push_back(integer_key<int64_t>("checkpoint_every", "run",
-                                      "steps between checkpoints; 0 = only at the end and on SIGTERM/SIGUSR1",
+                                      "steps between checkpoints; 0 = only at the end (final_checkpoint) and on SIGTERM/SIGUSR1",
                                       [](Config& c) -> int64_t& { return c.run.checkpoint_every; }, 0));
+  keys.push_back(bool_key("final_checkpoint", "run",
+                           "checkpoint after the last step; false for benchmarks (signals still checkpoint)",
+                           [](Config& c) -> bool& { return c.run.final_checkpoint; }));
   keys.push_back(integer_key<int>("keep_last", "run", "complete checkpoints kept in <run_dir>/ckpt; 0 = all",
                                   [](Config& c) -> int& { return c.run.keep_last; }, 0));
   keys.push_back(string_key("resume", "run", "none, latest (newest in <run_dir>/ckpt, if any), or a checkpoint directory",

@@ -21,8 +21,12 @@ int select_device(MPI_Comm world) {
   const int local_rank = rank_on_this_host(world);
   int devices = 0;
   const cudaError_t rc = cudaGetDeviceCount(&devices);
-  XP_REQUIRE(rc == cudaSuccess && devices > 0,
-             std::string("this is a CUDA build of xp_train but no GPU is visible: ") + cudaGetErrorString(rc));
+  if (rc != cudaSuccess || devices == 0) {
+    cudaGetLastError();  // clear it: the error is reported here, once
+    throw InputError(std::string("this is a GPU build of xp_train and no GPU is visible (") +
+                     (rc != cudaSuccess ? cudaGetErrorString(rc) : "no CUDA device") +
+                     "); without one it can only do --help and --dry-run");
+  }
   const int device = local_rank % devices;
   XP_CUDA_CHECK(cudaSetDevice(device));
   return device;
@@ -51,6 +55,12 @@ void copy_to_device(void* device, const void* host, std::size_t bytes) {
   XP_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
+void copy_memory(void* to, const void* from, std::size_t bytes) {
+  auto stream = static_cast<cudaStream_t>(device_stream());
+  XP_CUDA_CHECK(cudaMemcpyAsync(to, from, bytes, cudaMemcpyDefault, stream));  // unified addressing
+  XP_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
 std::size_t device_memory_used() {
   std::size_t free = 0, total = 0;
   XP_CUDA_CHECK(cudaMemGetInfo(&free, &total));
@@ -73,6 +83,7 @@ void* device_stream() { return nullptr; }
 bool is_device_pointer(const void*) { return false; }
 void copy_to_host(void* host, const void* device, std::size_t bytes) { std::memcpy(host, device, bytes); }
 void copy_to_device(void* device, const void* host, std::size_t bytes) { std::memcpy(device, host, bytes); }
+void copy_memory(void* to, const void* from, std::size_t bytes) { std::memcpy(to, from, bytes); }
 std::size_t device_memory_used() { return 0; }
 double detect_gpu_memory(int) { return 0.0; }
 

@@ -1,6 +1,8 @@
 #include "xp/core/runtime.hpp"
 
+#include <string>
 #include <utility>
+#include <vector>
 
 #include <Kokkos_Core.hpp>
 
@@ -15,20 +17,34 @@ Runtime::Runtime(int& argc, char**& argv) {
   XP_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   XP_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
   XP_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
-  // GPU builds: this rank's GPU by its index on the host, handed to Kokkos as one more argument
-  // (understood by Kokkos 3.4 and 4.x alike).
-  const int device = select_device(MPI_COMM_WORLD);
-  arguments_.assign(argv, argv + argc);
-  if (device >= 0) arguments_.push_back("--kokkos-device-id=" + std::to_string(device));
-  for (std::string& argument : arguments_) argument_pointers_.push_back(argument.data());
+  for (int i = 0; i < argc; ++i) {
+    const bool for_kokkos = i == 0 || std::string(argv[i]).rfind("--kokkos-", 0) == 0;
+    if (for_kokkos) kokkos_arguments_.push_back(argv[i]);
+    if (!for_kokkos || i == 0) argument_pointers_.push_back(argv[i]);
+  }
+  argc = static_cast<int>(argument_pointers_.size());
   argument_pointers_.push_back(nullptr);
-  argc = static_cast<int>(arguments_.size());
   argv = argument_pointers_.data();
-  Kokkos::initialize(argc, argv);
+}
+
+void Runtime::start_device() {
+  if (device_started_) return;
+  int device = -1;
+  agree_on_setup(MPI_COMM_WORLD, [&] { device = select_device(MPI_COMM_WORLD); });
+  // This rank's GPU goes to Kokkos as one more argument (understood by Kokkos 3.4 and 4.x alike).
+  std::vector<std::string> arguments = kokkos_arguments_;
+  if (device >= 0) arguments.push_back("--kokkos-device-id=" + std::to_string(device));
+  std::vector<char*> pointers;
+  for (std::string& argument : arguments) pointers.push_back(argument.data());
+  pointers.push_back(nullptr);
+  int count = static_cast<int>(arguments.size());
+  char** values = pointers.data();
+  Kokkos::initialize(count, values);
+  device_started_ = true;
 }
 
 Runtime::~Runtime() {
-  Kokkos::finalize();
+  if (device_started_) Kokkos::finalize();
   MPI_Finalize();
 }
 

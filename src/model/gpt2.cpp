@@ -1,27 +1,19 @@
 #include "xp/model/gpt2.hpp"
 
 #include <algorithm>
-#include <cmath>
 
 #include "xp/core/allocation.hpp"
 #include "xp/core/error.hpp"
-#include "xp/core/random.hpp"
 #include "xp/kernels/attention.hpp"
 #include "xp/kernels/cross_entropy.hpp"
 #include "xp/kernels/elementwise.hpp"
 #include "xp/kernels/embedding.hpp"
 #include "xp/kernels/gelu.hpp"
 #include "xp/kernels/layernorm.hpp"
+#include "xp/model/init_weights.hpp"
 #include "xp/model/tensor_parallel.hpp"
 
 namespace xp {
-namespace {
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-}  // namespace
 
 GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& tp, int max_batch, int slots,
            int64_t buffer_size)
@@ -69,26 +61,8 @@ Real* GPT2::compute_weights_copy() {
 #endif
 }
 
-void GPT2::init_weights(uint64_t seed, double std) {
-  HostFloatBuffer host = Kokkos::create_mirror_view(params);
-  const Placement& place = layout_.placement();
-  const double projection_std = std / std::sqrt(2.0 * model_.n_layer);
-  for (const TensorInfo& tensor : layout_.tensors()) {
-    float* data = host.data() + tensor.offset;
-    if (ends_with(tensor.name, ".bias") || tensor.shape.size() == 1) {
-      const float value = ends_with(tensor.name, ".weight") ? 1.0f : 0.0f;  // LayerNorm gain or a bias
-      for (int64_t i = 0; i < tensor.size; ++i) data[i] = value;
-      continue;
-    }
-    const bool projection = ends_with(tensor.name, "attn.proj.weight") || ends_with(tensor.name, "mlp.proj.weight");
-    const double scale = projection ? projection_std : std;
-    const uint64_t stream = stream_id(tensor.name);
-    for (int64_t i = 0; i < tensor.size; ++i) {
-      const int64_t full = tensor.full_index(i, place.tp_rank, place.tp_size);
-      data[i] = static_cast<float>(scale * random_normal(seed, stream, full));
-    }
-  }
-  Kokkos::deep_copy(params, host);
+void GPT2::init_weights(uint64_t seed, double std, int threads) {
+  xp::init_weights(params.data(), layout_, model_.n_layer, seed, std, threads);
   refresh_compute_weights();
 }
 

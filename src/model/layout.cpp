@@ -38,14 +38,17 @@ SliceBlock slice_block(const std::vector<int64_t>& full_shape, Split split, int 
   return {block * part_rows + tp_rank * local_part_rows, 0, block * local_part_rows, local_part_rows, columns};
 }
 
-int64_t TensorInfo::full_index(int64_t local, int tp_rank, int tp_size) const {
-  // Blocks have equal extents, so block 0's give the element's block and its place in it.
+SliceIndex TensorInfo::slice_index(int tp_rank, int tp_size) const {
   const SliceBlock first = slice_block(full_shape, split, parts, 0, tp_rank, tp_size);
-  const int64_t local_row = local / first.columns, column = local % first.columns;
-  const int block = static_cast<int>(local_row / first.rows);
-  const SliceBlock at = block == 0 ? first : slice_block(full_shape, split, parts, block, tp_rank, tp_size);
-  const int64_t full_columns = full_shape.size() > 1 ? full_shape[1] : 1;
-  return (at.full_row + local_row - at.local_row) * full_columns + at.full_column + column;
+  SliceIndex index;
+  index.full_columns = full_shape.size() > 1 ? full_shape[1] : 1;
+  index.block_rows = first.rows;
+  index.block_columns = first.columns;
+  index.first_row = first.full_row;
+  index.first_column = first.full_column;
+  if (slice_block_count(split, parts, tp_size) > 1)
+    index.block_stride = slice_block(full_shape, split, parts, 1, tp_rank, tp_size).full_row - first.full_row;
+  return index;
 }
 
 std::vector<SliceBlock> TensorInfo::slice_blocks(int tp_rank, int tp_size) const {

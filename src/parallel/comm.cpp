@@ -39,6 +39,32 @@ class HostStage {
   std::vector<char> buffer_;
 };
 
+// A group of one rank: nothing to exchange, only copies between distinct send and receive buffers.
+class SelfCommunicator : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+
+  void all_reduce(void*, std::size_t, DataType, ReduceOp) override {}
+  void reduce_scatter_sum(const float* send, float* recv, std::size_t recv_count) override {
+    copy(recv, send, recv_count);
+  }
+  void all_gather(const float* send, float* recv, std::size_t send_count) override { copy(recv, send, send_count); }
+  void send_bytes(const void*, std::size_t, int peer) override { no_peer(peer); }
+  void recv_bytes(void*, std::size_t, int peer) override { no_peer(peer); }
+  void send_recv_bytes(const void*, std::size_t, int send_peer, void*, std::size_t, int) override {
+    no_peer(send_peer);
+  }
+
+ private:
+  static void copy(float* to, const float* from, std::size_t count) {
+    if (to != from && count > 0) copy_memory(to, from, count * sizeof(float));
+  }
+  [[noreturn]] static void no_peer(int peer) {
+    fatal(__FILE__, __LINE__, "send/recv with rank " + std::to_string(peer) + " in a group of one rank");
+  }
+};
+
 class MpiCommunicator : public Communicator {
  public:
   explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
@@ -49,7 +75,7 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
 
   void all_reduce(void* data, std::size_t count, DataType type, ReduceOp op) override {
-    if (size_ == 1 || count == 0) return;
+    if (count == 0) return;
     HostStage host(data, count * size_of(type), true);
     if (type == DataType::Float32) {
       all_reduce_floats(static_cast<float*>(host.get()), count, op);
@@ -127,10 +153,6 @@ class MpiCommunicator : public Communicator {
   }
 
   void reduce_scatter_host(const float* send, float* recv, std::size_t recv_count) {
-    if (size_ == 1) {
-      if (send != recv) std::copy(send, send + recv_count, recv);
-      return;
-    }
     if (recv_count <= max_chunk) {  // the layout is MPI's own: no staging copy
       XP_MPI_CHECK(MPI_Reduce_scatter_block(send, recv, static_cast<int>(recv_count), MPI_FLOAT, MPI_SUM, comm_));
       return;
@@ -147,10 +169,6 @@ class MpiCommunicator : public Communicator {
   }
 
   void all_gather_host(const float* send, float* recv, std::size_t send_count) {
-    if (size_ == 1) {
-      if (send != recv) std::copy(send, send + send_count, recv);
-      return;
-    }
     if (send_count <= max_chunk) {  // MPI's own layout; a send slice inside recv is MPI_IN_PLACE
       const void* source = send == recv + rank_ * send_count ? MPI_IN_PLACE : send;
       XP_MPI_CHECK(MPI_Allgather(source, static_cast<int>(send_count), MPI_FLOAT, recv, static_cast<int>(send_count),
@@ -173,7 +191,14 @@ class MpiCommunicator : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm) { return std::make_unique<MpiCommunicator>(comm); }
+std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm) {
+  int size = 0;
+  XP_MPI_CHECK(MPI_Comm_size(comm, &size));
+  if (size == 1) return make_self_communicator();  // nothing to stage through the host
+  return std::make_unique<MpiCommunicator>(comm);
+}
+
+std::unique_ptr<Communicator> make_self_communicator() { return std::make_unique<SelfCommunicator>(); }
 
 double all_reduce_sum(MPI_Comm comm, double value) {
   double total = 0.0;

@@ -25,8 +25,12 @@ ParallelGrid::ParallelGrid(MPI_Comm world, const Layout& layout) : layout_(layou
   XP_MPI_CHECK(MPI_Comm_split(world, holds_embedding ? dp_rank_ * layout.tp + tp_rank_ : MPI_UNDEFINED, pp_rank_,
                               &embedding_comm_));
   dp_host_ = make_mpi_communicator(dp_comm_);
-  // Same creation order on every rank: NCCL communicator creation is collective.
+  // Same creation order on every rank: NCCL communicator creation is collective. A group of one rank
+  // gets neither an NCCL communicator nor host staging, only the trivial one.
   auto make = [this](MPI_Comm comm) {
+    int size = 0;
+    XP_MPI_CHECK(MPI_Comm_size(comm, &size));
+    if (size == 1) return make_self_communicator();
 #if defined(XP_ENABLE_CUDA)
     if (nccl_) return make_nccl_communicator(comm, static_cast<cudaStream_t>(device_stream()));
 #endif

@@ -16,6 +16,7 @@
 #include "xp/core/error.hpp"
 #include "xp/core/runtime.hpp"
 #include "xp/io/checkpoint.hpp"
+#include "xp/io/hdf5_version.hpp"
 #if !defined(XP_ENABLE_CUDA)
 #include "xp/kernels/gemm.hpp"
 #endif
@@ -55,6 +56,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   XP_MPI_CHECK(MPI_Comm_rank(world, &world_rank));
   const int host_ranks = ranks_on_this_host(world);
   agree_on_setup(world, [&] {
+    check_hdf5_version();  // before anything is spent: a mismatch would abort at the first checkpoint
     plan_ = make_run_plan(config, world_size, world_rank, build_precision);
     // Refuse to start a run that cannot fit, before allocating anything, and say which knob to turn.
     const MemoryPlan fit = check_fit(config, plan_, available_memory(config, host_ranks));
@@ -85,7 +87,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
 
   model_ = std::make_unique<GPT2>(config.model, plan_.placement, grid_->tp(), plan_.micro_batch, plan_.slots,
                                   plan_.shard.buffer_size);
-  model_->init_weights(config.train.seed, config.train.init_std);
+  model_->init_weights(config.train.seed, config.train.init_std, threads);
   optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero);
   sequences_.resize(int64_t{config.train.batch_size} * (config.model.seq_len + 1));
 
@@ -269,6 +271,7 @@ double Trainer::evaluate() {
 
 std::vector<double> Trainer::run() {
   std::vector<double> losses;
+  bool stopped_by_signal = false;
   while (steps_done_ < config_.train.steps) {
     const StepResult result = step();
     losses.push_back(result.loss);
@@ -286,10 +289,11 @@ std::vector<double> Trainer::run() {
       stop_signal = 0;
       metrics_->message("xp_train: signal " + std::to_string(agreed) + " received: checkpoint and exit after step " +
                         std::to_string(steps_done_));
+      stopped_by_signal = true;
       break;
     }
   }
-  if (last_checkpoint_ != steps_done_) save();
+  if (last_checkpoint_ != steps_done_ && (config_.run.final_checkpoint || stopped_by_signal)) save();
   std::signal(SIGTERM, SIG_DFL);
   std::signal(SIGUSR1, SIG_DFL);
   return losses;

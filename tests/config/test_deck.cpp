@@ -66,6 +66,7 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.run.log_every, b.run.log_every);
   expect_same_float(a.run.peak_tflops, b.run.peak_tflops, "peak_tflops");
   EXPECT_EQ(a.run.checkpoint_every, b.run.checkpoint_every);
+  EXPECT_EQ(a.run.final_checkpoint, b.run.final_checkpoint);
   EXPECT_EQ(a.run.keep_last, b.run.keep_last);
   EXPECT_EQ(a.run.resume, b.run.resume);
   EXPECT_EQ(a.model.model, b.model.model);
@@ -138,6 +139,17 @@ TEST(Deck, GradClipNoneDisablesClipping) {
   EXPECT_EQ(load_config("", {"grad_clip_norm=0.5"}).train.grad_clip_norm, 0.5);
   const std::string message = input_error([] { load_config("", {"grad_clip_norm=off"}); });
   EXPECT_NE(message.find("none"), std::string::npos) << message;
+}
+
+TEST(Deck, FinalCheckpointIsABoolean) {
+  EXPECT_TRUE(Config{}.run.final_checkpoint);
+  EXPECT_FALSE(from_deck("[run]\nfinal_checkpoint = false\n").run.final_checkpoint);
+  EXPECT_TRUE(from_deck("final_checkpoint = false\n", {"final_checkpoint=true"}).run.final_checkpoint);
+  Config off;
+  off.run.final_checkpoint = false;
+  EXPECT_FALSE(round_trip(off).run.final_checkpoint);
+  const std::string message = deck_error("final_checkpoint = 0\n");
+  EXPECT_NE(message.find("key 'final_checkpoint' expects true or false, got 0"), std::string::npos) << message;
 }
 
 TEST(Deck, UnknownKeySuggestsTheNearestOne) {

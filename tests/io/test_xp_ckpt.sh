@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # xp_ckpt on real checkpoints: the same 4 steps on the same global batch with tp=2 and with pp=2, then
 # list, verify (and a copy with one flipped byte), info, diff and export, whose file
-# check_safetensors.py reads back (exit 77 from it = skipped: no h5py/numpy).
-#   test_xp_ckpt.sh XP_TRAIN XP_CKPT DECK PYTHON CHECKER WORK_DIR MPIEXEC
+# check_safetensors.py reads back with $XP_PYTHON (tests/run_python.sh picks one that has numpy and h5py).
+#   XP_PYTHON=python3 test_xp_ckpt.sh XP_TRAIN XP_CKPT DECK CHECKER WORK_DIR MPIEXEC
 set -euo pipefail
-xp_train=$1 xp_ckpt=$2 deck=$3 python=$4 checker=$5 work=$6 mpiexec=$7
+xp_train=$1 xp_ckpt=$2 deck=$3 checker=$4 work=$5 mpiexec=$6
+python=${XP_PYTHON:?set XP_PYTHON, or run through tests/run_python.sh}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 below() { awk -v x="$1" -v limit="$2" 'BEGIN { exit !(x < limit) }'; }
 max_abs() { tail -n 1 <<<"$1" | sed -E 's/.*: abs ([^ ]+) .*/\1/'; }

@@ -2,9 +2,10 @@
 # Real text end to end: xp_prep turns ../shared/data/tinyshakespeare.txt into byte-level shards, the
 # demo model trains on them for 200 steps on 2 ranks, and the validation loss must fall below 3.0 nats
 # per character — under the text's unigram entropy (3.31), so the model is using context.
-#   train_shakespeare.sh CORPUS XP_PREP XP_TRAIN DECK PYTHON CHECKER WORK_DIR MPIEXEC
+#   XP_PYTHON=python3 train_shakespeare.sh CORPUS XP_PREP XP_TRAIN DECK CHECKER WORK_DIR MPIEXEC
 set -euo pipefail
-corpus=$1 xp_prep=$2 xp_train=$3 deck=$4 python=$5 checker=$6 work=$7 mpiexec=$8
+corpus=$1 xp_prep=$2 xp_train=$3 deck=$4 checker=$5 work=$6 mpiexec=$7
+python=${XP_PYTHON:?set XP_PYTHON, or run through tests/run_python.sh}
 if [[ ! -r "$corpus" ]]; then
   echo "skipped: corpus $corpus is absent (it lives in ../shared/data/)"
   exit 77

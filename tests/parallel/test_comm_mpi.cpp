@@ -1,14 +1,18 @@
 // The MPI communicator backend at every rank count: typed reductions (fp32, and bf16 reduced in fp32
 // through the type-erased entry point GPU builds use), byte transfers and the fp32 collectives, each
-// against the values every rank can compute for itself.
+// against the values every rank can compute for itself. And groups of one rank: the trivial
+// communicator (no NCCL, no host staging) returns its input, in buffers of the build's memory space.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <cstdint>
+#include <typeinfo>
 #include <vector>
 
 #include "xp/core/precision.hpp"
+#include "xp/core/types.hpp"
 #include "xp/parallel/comm.hpp"
+#include "xp/parallel/grid.hpp"
 
 namespace xp::test {
 namespace {
@@ -72,6 +76,68 @@ TEST(MpiCommunicator, ReduceScatterThenAllGatherInPlace) {
   std::copy(mine.begin(), mine.end(), all.begin() + rank * slice);
   comm->all_gather(all.data() + rank * slice, all.data(), slice);
   for (int i = 0; i < size * slice; ++i) EXPECT_EQ(all[i], size * float(i) + ranks_sum);
+}
+
+// A buffer in the default memory space (device memory on GPU builds) holding `values`, and its contents.
+FloatBuffer buffer_of(const std::vector<float>& values) {
+  FloatBuffer buffer("values", values.size());
+  auto host = Kokkos::create_mirror_view(buffer);
+  for (size_t i = 0; i < values.size(); ++i) host(i) = values[i];
+  Kokkos::deep_copy(buffer, host);
+  return buffer;
+}
+
+std::vector<float> contents(const FloatBuffer& buffer) {
+  auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), buffer);
+  return std::vector<float>(host.data(), host.data() + host.size());
+}
+
+// The trivial communicator's class (it has no name outside comm.cpp).
+bool is_trivial(const Communicator& comm) {
+  const std::unique_ptr<Communicator> self = make_self_communicator();
+  return typeid(comm) == typeid(*self);
+}
+
+// Both ways to get a group of one rank: directly, and from the MPI backend over a communicator of one.
+void expect_collectives_of_one_rank_return_the_input(Communicator& comm) {
+  EXPECT_EQ(comm.rank(), 0);
+  EXPECT_EQ(comm.size(), 1);
+  const std::vector<float> input = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f};
+  FloatBuffer data = buffer_of(input);
+  comm.all_reduce_sum(data.data(), input.size());
+  comm.all_reduce_max(data.data(), input.size());
+  EXPECT_EQ(contents(data), input) << "reductions of one rank change nothing";
+  std::vector<std::uint16_t> halves = {bf16_bits(256.0f), bf16_bits(-0.5f)};
+  const std::vector<std::uint16_t> halves_before = halves;
+  comm.all_reduce(halves.data(), halves.size(), DataType::BFloat16, ReduceOp::Sum);
+  EXPECT_EQ(halves, halves_before);
+
+  FloatBuffer scattered("scattered", input.size()), gathered("gathered", input.size());
+  comm.reduce_scatter_sum(data.data(), scattered.data(), input.size());
+  EXPECT_EQ(contents(scattered), input) << "reduce-scatter of one rank is a copy";
+  comm.all_gather(scattered.data(), gathered.data(), input.size());
+  EXPECT_EQ(contents(gathered), input) << "all-gather of one rank is a copy";
+  comm.reduce_scatter_sum(gathered.data(), gathered.data(), input.size());  // in place, as ZeRO-1 at dp = 1
+  comm.all_gather(gathered.data(), gathered.data(), input.size());
+  EXPECT_EQ(contents(gathered), input) << "in place";
+}
+
+TEST(SelfCommunicator, CollectivesOfOneRankReturnTheInput) {
+  expect_collectives_of_one_rank_return_the_input(*make_self_communicator());
+  const std::unique_ptr<Communicator> of_one = make_mpi_communicator(MPI_COMM_SELF);
+  expect_collectives_of_one_rank_return_the_input(*of_one);
+  EXPECT_TRUE(is_trivial(*of_one)) << "the MPI backend hands a group of one rank the trivial communicator";
+}
+
+// In a grid, every group of one rank gets the trivial communicator (GPU builds: never an NCCL one).
+TEST(SelfCommunicator, GridGroupsOfOneRankAreTrivial) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  ParallelGrid grid(MPI_COMM_WORLD, Layout{size, 1, 1});
+  EXPECT_TRUE(is_trivial(grid.tp()));
+  EXPECT_TRUE(is_trivial(grid.pp()));
+  EXPECT_EQ(is_trivial(grid.dp()), size == 1);
+  EXPECT_EQ(grid.dp().size(), size);
 }
 
 }  // namespace

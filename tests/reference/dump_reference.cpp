@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "xp/core/error.hpp"
 #include "xp/core/random.hpp"
 #include "xp/core/runtime.hpp"
 #include "xp/io/hdf5_file.hpp"
@@ -33,6 +34,12 @@ int main(int argc, char** argv) {
   xp::Runtime runtime(argc, argv);
   if (argc != 2) {
     std::fprintf(stderr, "usage: xp_reference_dump OUT_DIR\n");
+    return 2;
+  }
+  try {
+    runtime.start_device();
+  } catch (const xp::InputError& error) {
+    if (runtime.rank() == 0) std::fprintf(stderr, "xp_reference_dump: %s\n", error.what());
     return 2;
   }
   const std::string out = argv[1];

@@ -57,6 +57,7 @@ struct RunConfig {
   int64_t log_every = 1;         // console line every this many steps (metrics.jsonl gets every step)
   double peak_tflops = 0.0;      // per-rank peak for MFU; 0 = host cores × clock × vector FLOP/cycle
   int64_t checkpoint_every = 0;  // steps between checkpoints; 0 = only at the end and on SIGTERM/SIGUSR1
+  bool final_checkpoint = true;  // false: none after the last step (benchmarks); SIGTERM/SIGUSR1 still write one
   int keep_last = 3;             // complete checkpoints kept; 0 = all
   std::string resume = "none";   // none, latest, or a checkpoint directory
 };

@@ -15,7 +15,8 @@ constexpr bool device_build = false;
 #endif
 
 // The GPU this rank uses: its index among the ranks of its host, modulo the visible GPUs (several
-// ranks share a GPU when there are more ranks than GPUs). -1 on CPU builds.
+// ranks share a GPU when there are more ranks than GPUs). -1 on CPU builds. Collective over `world`;
+// throws InputError when this rank sees no GPU.
 int select_device(MPI_Comm world);
 
 // The stream that Kokkos, cuBLASLt, the fused CUDA kernels and NCCL share (a cudaStream_t).
@@ -27,6 +28,10 @@ bool is_device_pointer(const void* pointer);
 // Stream-ordered copies between host and device memory; both wait for the copy to finish.
 void copy_to_host(void* host, const void* device, std::size_t bytes);
 void copy_to_device(void* device, const void* host, std::size_t bytes);
+
+// A copy between any two buffers of this process, host or device memory (stream-ordered on GPU builds);
+// waits for it to finish.
+void copy_memory(void* to, const void* from, std::size_t bytes);
 
 // Bytes of device memory in use now (the whole GPU, as nvidia-smi shows it); 0 on CPU builds.
 std::size_t device_memory_used();

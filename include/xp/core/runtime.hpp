@@ -1,6 +1,7 @@
 #pragma once
-// Process-wide start-up and shutdown (MPI, then Kokkos), and the rule for set-up errors: every rank
-// runs set-up, and if any rank meets an InputError all ranks learn it, so none hangs in a collective.
+// Process-wide start-up and shutdown (MPI, then — only where a run needs it — the device and Kokkos),
+// and the rule for set-up errors: every rank runs set-up, and if any rank meets an InputError all ranks
+// learn it, so none hangs in a collective.
 #include <functional>
 #include <string>
 #include <vector>
@@ -11,18 +12,25 @@ namespace xp {
 
 class Runtime {
  public:
+  // Starts MPI only, which is all that argument checks and --dry-run need (a GPU build's dry run works
+  // where no GPU is). Kokkos' own options (--kokkos-*) are taken out of argv and kept for start_device().
   Runtime(int& argc, char**& argv);
-  ~Runtime();
+  ~Runtime();  // Kokkos (when started), then MPI
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
   int rank() const { return rank_; }
   int size() const { return size_; }
 
+  // Gives this rank its GPU (GPU builds: by its index on the host) and starts Kokkos; does nothing the
+  // second time. Collective over MPI_COMM_WORLD: where a rank sees no GPU, every rank throws InputError.
+  void start_device();
+
  private:
   int rank_ = 0;
   int size_ = 1;
-  std::vector<std::string> arguments_;  // argv as Kokkos sees it (and trims), kept alive for main
-  std::vector<char*> argument_pointers_;
+  bool device_started_ = false;
+  std::vector<std::string> kokkos_arguments_;  // argv[0] and the --kokkos-* options, for Kokkos::initialize
+  std::vector<char*> argument_pointers_;       // argv without the --kokkos-* options, kept alive for main
 };
 
 // Runs `setup` on every rank of `comm`. If it throws InputError on any rank, every rank throws an

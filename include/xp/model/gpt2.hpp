@@ -30,10 +30,9 @@ class GPT2 {
   const ParameterLayout& layout() const { return layout_; }
   int slots() const { return slots_; }  // micro-batches whose activations it keeps at once
 
-  // Normal(0, std) weights (residual projections scaled by 1/sqrt(2·n_layer)), zero biases, unit
-  // LayerNorm gains. Each element depends only on (seed, tensor name, index in the whole tensor), so
-  // every layout starts from the same model.
-  void init_weights(uint64_t seed, double std);
+  // GPT-2's initial weights (model/init_weights.hpp): every layout starts from the same model. CPU
+  // builds spread the work over `threads` host threads; GPU builds fill params on the device.
+  void init_weights(uint64_t seed, double std, int threads = 1);
 
   // Where a stage after the first receives its input, the residual stream (B,T,C), before forward.
   Real* input(int slot) { return act(slot, a_.encoded); }

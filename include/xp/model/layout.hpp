@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <Kokkos_Macros.hpp>
+
 #include "xp/config/config.hpp"
 
 namespace xp {
@@ -39,6 +41,21 @@ int slice_block_count(Split split, int parts, int tp_size);
 // Block `block` (< slice_block_count) of tp rank `tp_rank`'s slice.
 SliceBlock slice_block(const std::vector<int64_t>& full_shape, Split split, int parts, int block, int tp_rank,
                        int tp_size);
+// The same geometry as one device-callable element index (the GPU build initialises its weights with it):
+// a slice's blocks have equal extents and start `block_stride` rows apart in the whole tensor.
+struct SliceIndex {
+  int64_t full_columns = 1;                   // of the whole tensor
+  int64_t block_rows = 1, block_columns = 1;  // extent of every block
+  int64_t first_row = 0, first_column = 0;    // where block 0 starts in the whole tensor
+  int64_t block_stride = 0;                   // rows from one block's start to the next one's
+
+  // Row-major index in the whole tensor of element `local` of the slice.
+  KOKKOS_INLINE_FUNCTION int64_t operator()(int64_t local) const {
+    const int64_t local_row = local / block_columns, column = local % block_columns;
+    const int64_t block = local_row / block_rows, row = local_row % block_rows;
+    return (first_row + block * block_stride + row) * full_columns + first_column + column;
+  }
+};
 
 struct TensorInfo {
   std::string name;                 // Hugging Face-like: "h.3.attn.qkv.weight"
@@ -51,7 +68,10 @@ struct TensorInfo {
   bool decay = false;               // 2-D weights only
 
   // Row-major index in the whole tensor of element `local` of tp rank `tp_rank`'s slice.
-  int64_t full_index(int64_t local, int tp_rank, int tp_size) const;
+  int64_t full_index(int64_t local, int tp_rank, int tp_size) const {
+    return slice_index(tp_rank, tp_size)(local);
+  }
+  SliceIndex slice_index(int tp_rank, int tp_size) const;
   // Every block of tp rank `tp_rank`'s slice (see SliceBlock).
   std::vector<SliceBlock> slice_blocks(int tp_rank, int tp_size) const;
 };

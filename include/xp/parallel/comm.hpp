@@ -2,7 +2,7 @@
 // The communicator interface: the collectives and point-to-point transfers the trainer uses, over one
 // group of ranks (a dp, tp or pp group of the ParallelGrid). Two backends: MPI (every CPU run, and GPU
 // runs whose ranks share a GPU: device buffers are staged through host memory) and NCCL (device memory,
-// one GPU per rank; CUDA builds).
+// one GPU per rank; CUDA builds); and for a group of one rank neither, just copies where they are due.
 // Counts are 64-bit: flat gradient buffers of large models pass 2^31 floats.
 #include <cstddef>
 #include <memory>
@@ -88,8 +88,13 @@ class Communicator {
                                std::size_t recv_bytes, int recv_peer) = 0;
 };
 
-// MPI backend over `comm` (not owned).
+// MPI backend over `comm` (not owned); a group of one rank gets make_self_communicator().
 std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm);
+
+// A group of one rank (tp = 1, pp = 1 or dp = 1): all_reduce and broadcast leave the data as it is,
+// reduce_scatter and all_gather copy send to recv where they differ — in place, host or device memory,
+// never staged (stream-ordered on GPU builds, and waited for) — and there is no peer for send/recv.
+std::unique_ptr<Communicator> make_self_communicator();
 
 // Host-side sums used for metrics (MPI on every build).
 double all_reduce_sum(MPI_Comm comm, double value);

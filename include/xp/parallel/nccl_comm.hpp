@@ -1,8 +1,9 @@
 #pragma once
 // NCCL backend of the Communicator interface (comm.hpp): device buffers, one GPU per rank; part of GPU
-// builds (XP_ENABLE_CUDA). ParallelGrid uses it for every group when nccl_usable(world), after the
-// Runtime has given each rank its GPU (select_device), on the stream the rank shares with Kokkos and
-// cuBLASLt (device_stream()); otherwise it uses the MPI backend, which stages device buffers on the host.
+// builds (XP_ENABLE_CUDA). ParallelGrid uses it for every group of two or more ranks when
+// nccl_usable(world), after Runtime::start_device has given each rank its GPU, on the stream the rank
+// shares with Kokkos and cuBLASLt (device_stream()); otherwise it uses the MPI backend, which stages
+// device buffers on the host. A group of one rank gets neither (make_self_communicator, comm.hpp).
 //
 // Semantics that differ from the MPI backend:
 // - Every pointer is device memory of this rank's GPU.

@@ -35,7 +35,8 @@ class Trainer {
 
   StepResult step();          // one optimizer step
   double evaluate();          // mean validation loss; < 0 when there is no validation data
-  // All remaining steps with logging and checkpoints (every checkpoint_every steps and at the end).
+  // All remaining steps with logging and checkpoints (every checkpoint_every steps, and at the end
+  // unless final_checkpoint is false).
   // SIGTERM or SIGUSR1 ends it after the current step with a checkpoint. Returns the losses.
   std::vector<double> run();
   std::string save();         // a checkpoint of the current state (collective); returns its directory
