@@ -12,6 +12,10 @@
 namespace xp {
 namespace {
 
+// A value as the fused GPU kernel's tensor cores take it (probabilities, score gradients): rounded to
+// bf16 where Real is bf16, so the emulated-bf16 CPU build rounds where the GPU does.
+KOKKOS_INLINE_FUNCTION float as_operand(float value) { return real_is_float ? value : to_float(to_real(value)); }
+
 // The Kokkos kernel keeps the softmax probabilities att (B,NH,T,T).
 void attention_fwd_kokkos(Real* out, float* att, const Real* qkv, int B, int T, int C, int NH) {
   const int hs = C / NH;
@@ -36,25 +40,33 @@ void attention_fwd_kokkos(Real* out, float* att, const Real* qkv, int B, int T, 
       sum += row[t2];
     }
     const float inv_sum = 1.0f / sum;
-    for (int64_t t2 = 0; t2 < T; ++t2) row[t2] = t2 <= t ? row[t2] * inv_sum : 0.0f;
     Real* o = out + (b * T + t) * C + h * hs;
+    if (!real_is_float) {
+      // bf16 outputs, as the fused GPU kernel computes them: P·V from the unnormalised probabilities
+      // rounded to bf16 (its tensor-core operand), accumulated in fp32, divided by their unrounded sum
+      // once, rounded once. Rows of up to 64 keys are one tile of the kernel: the same arithmetic; longer
+      // rows round relative to the row's max where the kernel uses its running max per 64-key tile.
+      for (int i = 0; i < hs; ++i) {
+        float value = 0.0f;
+        for (int64_t t2 = 0; t2 <= t; ++t2)
+          value += as_operand(row[t2]) * to_float(qkv[(b * T + t2) * C3 + 2 * C + h * hs + i]);
+        o[i] = to_real(value * inv_sum);
+      }
+    }
+    for (int64_t t2 = 0; t2 < T; ++t2) row[t2] = t2 <= t ? row[t2] * inv_sum : 0.0f;
     if (real_is_float) {  // accumulate in place, streaming over v's rows (the fast order on a CPU)
       for (int i = 0; i < hs; ++i) o[i] = to_real(0.0f);
       for (int64_t t2 = 0; t2 <= t; ++t2) {
         const Real* v = qkv + (b * T + t2) * C3 + 2 * C + h * hs;
         for (int i = 0; i < hs; ++i) o[i] = to_real(to_float(o[i]) + row[t2] * to_float(v[i]));
       }
-    } else {  // bf16 outputs: accumulate each in fp32, round once
-      for (int i = 0; i < hs; ++i) {
-        float value = 0.0f;
-        for (int64_t t2 = 0; t2 <= t; ++t2) value += row[t2] * to_float(qkv[(b * T + t2) * C3 + 2 * C + h * hs + i]);
-        o[i] = to_real(value);
-      }
     }
   });
 }
 
 // scratch: datt (B·NH·T), then, where Real is not float, an fp32 accumulator for dqkv (B·T·3C).
+// bf16 builds round the probabilities for dv and the score gradients for dq and dk to bf16, as the
+// fused GPU kernel does; sums stay fp32.
 void attention_bwd_kokkos(Real* dqkv, float* scratch, const Real* dout, const Real* qkv, const float* att, int B,
                           int T, int C, int NH) {
   const int hs = C / NH;
@@ -76,10 +88,11 @@ void attention_bwd_kokkos(Real* dqkv, float* scratch, const Real* dout, const Re
       for (int64_t t2 = 0; t2 <= t; ++t2) {
         const Real* v = qkv + (b * T + t2) * C3 + 2 * C + h * hs;
         float* dv = acc + (b * T + t2) * C3 + 2 * C + h * hs;
+        const float p = as_operand(row[t2]);
         float dot = 0.0f;
         for (int i = 0; i < hs; ++i) {
           dot += to_float(dy[i]) * to_float(v[i]);
-          dv[i] += row[t2] * to_float(dy[i]);
+          dv[i] += p * to_float(dy[i]);
         }
         datt[t2] = dot;
         weighted += row[t2] * dot;
@@ -88,7 +101,7 @@ void attention_bwd_kokkos(Real* dqkv, float* scratch, const Real* dout, const Re
       const Real* q = qkv + (b * T + t) * C3 + h * hs;
       float* dq = acc + (b * T + t) * C3 + h * hs;
       for (int64_t t2 = 0; t2 <= t; ++t2) {
-        const float dscore = row[t2] * (datt[t2] - weighted) * scale;
+        const float dscore = as_operand(row[t2] * (datt[t2] - weighted)) * scale;
         const Real* k = qkv + (b * T + t2) * C3 + C + h * hs;
         float* dk = acc + (b * T + t2) * C3 + C + h * hs;
         for (int i = 0; i < hs; ++i) {

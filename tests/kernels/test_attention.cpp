@@ -107,6 +107,40 @@ TEST(Attention, BackwardMatchesFiniteDifferences) {
   expect_close(to_host(dqkv), finite_difference(forward, qkv, widen(dout)), dqkv_tolerance, "dqkv");
 }
 
+// Where Real is bf16, the probabilities enter P·V (unnormalised) and Pᵀ·dO (normalised) rounded to bf16,
+// as the fused GPU kernel's tensor-core operands do; fp32 builds use them as they are. One head of 16
+// (the Kokkos kernel in every build), two positions: query 1 sees key 0 at score a/4 and key 1 at 0, so
+// its probabilities are 1 and p = exp(-a/4) = 0.9975 before normalising (bf16: 0.99609375) and
+// 1/(1+p) = 0.50063 for key 0 after (bf16: 0.5); opposite values make the rounding show.
+TEST(Attention, ProbabilitiesEnterTheProductsRoundedAsOnTheGpu) {
+  constexpr int T2 = 2, C2 = 16, row = 3 * C2;
+  constexpr float a = 0.010009765625f;  // exact in bf16
+  Floats qkv(T2 * row, 0.0f);
+  qkv[row] = 1.0f;  // q1 = e0
+  qkv[C2] = a;      // k0 = a·e0; k1 = 0
+  for (int i = 0; i < C2; ++i) qkv[2 * C2 + i] = 1.0f, qkv[row + 2 * C2 + i] = -1.0f;  // v0 = +1, v1 = -1
+  RealBuffer qkv_device = to_device_real(qkv), out = to_device_real(Floats(T2 * C2, garbage));
+  FloatBuffer att = to_device(Floats(attention_stats_size(1, T2, C2, 1), garbage));
+  attention_fwd(out.data(), att.data(), qkv_device.data(), 1, T2, C2, 1);
+
+  const auto operand = [](double x) { return real_is_float ? x : double(to_float(to_real(float(x)))); };
+  const double p = std::exp(-double(a) / 4.0);
+  const double out1 = (operand(1.0) - operand(p)) / (1.0 + p);  // 0.00196 rounded, 0.00125 not
+  const Floats out_host = to_host(out);
+  for (int i = 0; i < C2; ++i) EXPECT_NEAR(out_host[C2 + i], out1, 0.01 * out1) << "out of query 1, feature " << i;
+
+  // dv of key 0 = P[0][0]·dy0 + P[1][0]·dy1 with dy0 = +1, dy1 = -2: 0 rounded, -0.00125 not.
+  Floats dout(T2 * C2, 1.0f);
+  for (int i = 0; i < C2; ++i) dout[C2 + i] = -2.0f;
+  RealBuffer dout_device = to_device_real(dout), dqkv = to_device_real(Floats(T2 * row, garbage));
+  FloatBuffer scratch = to_device(Floats(attention_scratch_size(1, T2, C2, 1), garbage));
+  attention_bwd(dqkv.data(), scratch.data(), dout_device.data(), out.data(), qkv_device.data(), att.data(), 1, T2,
+                C2, 1);
+  const double dv0 = operand(1.0) * 1.0 + operand(1.0 / (1.0 + p)) * -2.0;
+  const Floats dqkv_host = to_host(dqkv);
+  for (int i = 0; i < C2; ++i) EXPECT_NEAR(dqkv_host[2 * C2 + i], dv0, 1e-5) << "dv of key 0, feature " << i;
+}
+
 }  // namespace
 }  // namespace xp::test
 
