@@ -10,7 +10,7 @@
 #       without a single Open MPI warning;
 #   (c) an HDF5 file is written and read back through the carried library (built against carried headers);
 #   (d) $XP_GPU_ROOT/build/xp_train inputs/gpt2_tiny.in --dry-run --gpu world_size=8 device_memory=80GB
-#       prints the same plan as the CPU build here (needs the CUDA build's dry run to start no GPU).
+#       prints the same plan as the CPU build here, without a GPU (the dry run starts no device).
 # Exit 0: all pass; 1: a check failed; 77: no CUDA toolkit (skipped).
 #   tools/check_gpu_bundle.sh   (BUILD_DIR=<repo>/build-cuda, XP_GPU_ROOT=/opt/xp_gpu, XP_DEPS_DIR=<repo>/.deps)
 set -euo pipefail
@@ -117,7 +117,7 @@ inside() {
       { cat /tmp/dry_run.txt; return 1; }
     diff /opt/xp_check/dry_run.expected /tmp/dry_run.txt
   }
-  check "(d) xp_train --dry-run --gpu (needs the CUDA build's dry run to start no GPU)" dry_run
+  check "(d) xp_train --dry-run --gpu without a GPU: the CPU build's plan, byte for byte" dry_run
   return $failed
 }
 
