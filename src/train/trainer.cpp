@@ -20,6 +20,7 @@
 #if !defined(XP_ENABLE_CUDA)
 #include "xp/kernels/gemm.hpp"
 #endif
+#include "xp/parallel/node_map.hpp"
 #include "xp/train/fit_check.hpp"
 #include "xp/train/lr.hpp"
 #include "xp/train/schedule.hpp"
@@ -57,8 +58,12 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   XP_MPI_CHECK(MPI_Comm_size(world, &world_size));
   XP_MPI_CHECK(MPI_Comm_rank(world, &world_rank));
   const int host_ranks = ranks_on_this_host(world);
+  const std::vector<int> nodes = node_of_ranks(world);
   agree_on_setup(world, [&] {
     plan_ = make_run_plan(config, world_size, world_rank, build_precision);
+    // Beyond one host: a tensor-parallel group must not span two nodes.
+    const std::string split = tp_node_split_problem(nodes, plan_.layout.tp);
+    if (!split.empty()) throw InputError(split);
     // Refuse to start a run that cannot fit, before allocating anything, and say which knob to turn.
     const MemoryPlan fit = check_fit(config, plan_, available_memory(config, host_ranks));
     if (!fit.fits) throw InputError("the model does not fit in memory:\n" + format_memory_table(fit, plan_.layout));
