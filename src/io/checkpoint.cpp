@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 #include "xp/core/error.hpp"
@@ -21,6 +22,15 @@ namespace fs = std::filesystem;
 
 namespace xp {
 namespace {
+
+int64_t staging_last = 0;  // checkpoint_staging_last_bytes
+
+// The one staging buffer of a save or a load, recorded so tests can check its bound.
+std::vector<float> staging_buffer(const ParameterLayout& layout, int64_t chunk_bytes) {
+  const int64_t bytes = checkpoint_staging_bytes(layout, chunk_bytes);
+  staging_last = bytes;
+  return std::vector<float>(size_t(bytes) / sizeof(float));
+}
 
 // CRC-32 and size of a whole file; false when it cannot be read.
 bool file_crc32(const std::string& path, uint32_t& crc, int64_t& bytes) {
@@ -186,8 +196,31 @@ void sweep(const fs::path& root) {
 
 }  // namespace
 
+std::vector<TensorChunk> checkpoint_chunks(const TensorInfo& tensor, int64_t chunk_bytes) {
+  const int64_t rows = tensor.shape.empty() ? 1 : tensor.shape[0];
+  const int64_t row_size = tensor.size / std::max<int64_t>(1, rows);
+  const int64_t rows_per_chunk = std::max<int64_t>(1, chunk_bytes / int64_t(sizeof(float)) / std::max<int64_t>(1, row_size));
+  std::vector<TensorChunk> chunks;
+  for (int64_t first = 0; first < rows; first += rows_per_chunk) {
+    const int64_t count = std::min(rows_per_chunk, rows - first);
+    const int64_t begin = tensor.offset + first * row_size;
+    chunks.push_back({first, count, begin, begin + count * row_size});
+  }
+  return chunks;
+}
+
+int64_t checkpoint_staging_bytes(const ParameterLayout& layout, int64_t chunk_bytes) {
+  int64_t floats = 0;
+  for (const TensorInfo& tensor : layout.tensors())
+    for (const TensorChunk& chunk : checkpoint_chunks(tensor, chunk_bytes)) floats = std::max(floats, chunk.end - chunk.begin);
+  return floats * int64_t(sizeof(float));
+}
+
+int64_t checkpoint_staging_last_bytes() { return staging_last; }
+
 std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid, const ModelConfig& model,
-                            const TensorBuffers& tensors, const CheckpointState& state, int keep_last) {
+                            const ParameterLayout& layout, const ChunkSource& source, const CheckpointState& state,
+                            int keep_last, int64_t chunk_bytes) {
   const fs::path root = fs::path(run_dir) / checkpoint_folder_name;
   const fs::path final_dir = root / step_dir_name(state.step);
   const fs::path temporary = root / hidden_step_dir_name(state.step, partial_suffix);
@@ -200,8 +233,9 @@ std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid
   }
   XP_MPI_CHECK(MPI_Barrier(grid.world()));
 
-  // One data-parallel replica writes; its tensors are this rank's slices of its stage.
-  const Placement& placement = tensors.layout->placement();
+  // One data-parallel replica writes; its tensors are this rank's slices of its stage. Every replica
+  // walks the same chunks: the source may gather them over dp.
+  const Placement& placement = layout.placement();
   ShardRecord record;
   record.stage = grid.pp_rank();
   record.tp_rank = grid.tp_rank();
@@ -209,17 +243,23 @@ std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid
   record.last_layer = placement.last_layer;
   record.has_embedding = placement.has_embedding;
   record.has_head = placement.has_head;
-  if (grid.dp_rank() == 0) {
-    const std::string path = (temporary / shard_file_name(grid.pp_rank(), grid.tp_rank())).string();
-    {
-      Hdf5File file(path);
-      const std::pair<Moment, const float*> sources[] = {
-          {Moment::Param, tensors.params}, {Moment::ExpAvg, tensors.exp_avg}, {Moment::ExpAvgSq, tensors.exp_avg_sq}};
-      for (const TensorInfo& tensor : tensors.layout->tensors())
-        for (const auto& [moment, buffer] : sources)
-          file.write(shard_dataset_path(moment, tensor.name), buffer + tensor.offset, tensor.shape);
-      file.close();
-    }
+  const bool writer = grid.dp_rank() == 0;
+  const std::string path = (temporary / shard_file_name(grid.pp_rank(), grid.tp_rank())).string();
+  {
+    std::vector<float> staging = staging_buffer(layout, chunk_bytes);
+    std::unique_ptr<Hdf5File> file = writer ? std::make_unique<Hdf5File>(path) : nullptr;
+    for (const TensorInfo& tensor : layout.tensors())
+      for (Moment moment : all_moments) {
+        Hdf5Id dataset = file ? file->create_float_dataset(shard_dataset_path(moment, tensor.name), tensor.shape)
+                              : Hdf5Id();
+        for (const TensorChunk& chunk : checkpoint_chunks(tensor, chunk_bytes)) {
+          source(moment, chunk.begin, chunk.end, staging.data());
+          if (file) file->write_rows(dataset, chunk.first_row, chunk.rows, staging.data());
+        }
+      }
+    if (file) file->close();
+  }
+  if (writer) {
     sync_path(path);
     uint32_t crc = 0;
     XP_REQUIRE(file_crc32(path, crc, record.bytes), "cannot read back checkpoint shard '" + path + "'");
@@ -301,16 +341,20 @@ CheckpointState read_checkpoint_state(const std::string& dir, const ModelConfig&
   return state;
 }
 
-void load_checkpoint_tensors(const std::string& dir, const TensorBuffers& tensors) {
+void load_checkpoint_tensors(const std::string& dir, const ParameterLayout& layout, const ChunkSink& sink,
+                             int64_t chunk_bytes) {
   const CheckpointIndex index(dir);
-  const Placement& placement = tensors.layout->placement();
-  for (const TensorInfo& tensor : tensors.layout->tensors()) {
+  const Placement& placement = layout.placement();
+  std::vector<float> staging = staging_buffer(layout, chunk_bytes);
+  for (const TensorInfo& tensor : layout.tensors()) {
     const IndexTensor* saved = index.find(tensor.name);
     XP_REQUIRE(saved, "checkpoint '" + dir + "' has no tensor '" + tensor.name + "'");
-    const std::pair<Moment, float*> targets[] = {
-        {Moment::Param, tensors.params}, {Moment::ExpAvg, tensors.exp_avg}, {Moment::ExpAvgSq, tensors.exp_avg_sq}};
-    for (const auto& [moment, buffer] : targets)
-      index.read_slice(*saved, moment, tensor, placement.tp_rank, placement.tp_size, buffer + tensor.offset);
+    for (Moment moment : all_moments)
+      for (const TensorChunk& chunk : checkpoint_chunks(tensor, chunk_bytes)) {
+        index.read_slice(*saved, moment, tensor, placement.tp_rank, placement.tp_size, staging.data(), chunk.first_row,
+                         chunk.rows);
+        sink(moment, chunk.begin, chunk.end, staging.data());
+      }
   }
 }
 

@@ -189,23 +189,31 @@ ModelConfig CheckpointIndex::model() const {
 }
 
 void CheckpointIndex::read_slice(const IndexTensor& tensor, Moment moment, const TensorInfo& slice, int tp_rank,
-                                 int tp_size, float* out) const {
+                                 int tp_size, float* out, int64_t first_row, int64_t rows) const {
   const std::string path = index_dataset_path(moment, tensor.stage, tensor.name);
   QuietHdf5 quiet;
   const Hdf5Id dataset(H5Dopen2(file_, path.c_str(), H5P_DEFAULT));
   if (!dataset.valid()) throw InputError("cannot open '" + path + "' in checkpoint index '" + path_ + "'");
   const Hdf5Id file_space(H5Dget_space(dataset));
-  // This rank's blocks lie in the whole tensor in the slice's row order, so reading their union in
-  // file order fills the slice in order.
-  bool ok = file_space.valid();
+  const int64_t slice_rows = slice.shape.empty() ? 1 : slice.shape[0];
+  if (rows < 0) rows = slice_rows - first_row;
+  const int64_t last_row = first_row + rows;
+  // This rank's blocks lie in the whole tensor in the slice's row order, so reading their union (cut to
+  // the rows asked for) in file order fills the rows in order.
+  bool ok = file_space.valid() && first_row >= 0 && last_row <= slice_rows;
   bool first = true;
-  for (const SliceBlock& block : slice.slice_blocks(tp_rank, tp_size)) {
+  for (SliceBlock block : slice.slice_blocks(tp_rank, tp_size)) {
+    const int64_t from = std::max(first_row, block.local_row), to = std::min(last_row, block.local_row + block.rows);
+    if (from >= to) continue;
+    block.full_row += from - block.local_row;
+    block.local_row = from;
+    block.rows = to - from;
     ok = ok && select_slice_block(file_space, block, true, first ? H5S_SELECT_SET : H5S_SELECT_OR);
     first = false;
   }
-  const hsize_t values = static_cast<hsize_t>(slice.size);
+  const hsize_t values = static_cast<hsize_t>(slice.size / std::max<int64_t>(1, slice_rows) * rows);
   const Hdf5Id memory_space(H5Screate_simple(1, &values, nullptr));
-  ok = ok && H5Sget_select_npoints(file_space) == hssize_t(values) &&
+  ok = ok && !first && H5Sget_select_npoints(file_space) == hssize_t(values) &&
        H5Dread(dataset, H5T_NATIVE_FLOAT, memory_space, file_space, H5P_DEFAULT, out) >= 0;
   if (!ok) throw InputError("cannot read this rank's slice of '" + path + "' through '" + path_ + "'");
 }

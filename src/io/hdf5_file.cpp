@@ -115,6 +115,29 @@ void Hdf5File::write_raw(const std::string& name, hid_t type, const void* data, 
              "cannot write dataset '" + name + "' in '" + path_ + "'");
 }
 
+Hdf5Id Hdf5File::create_float_dataset(const std::string& name, const std::vector<int64_t>& shape) {
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  const Hdf5Id links = intermediate_groups();
+  const Hdf5Id space(XP_HDF5_CHECK(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr)));
+  Hdf5Id dataset(H5Dcreate2(file_, name.c_str(), H5T_NATIVE_FLOAT, space, links, H5P_DEFAULT, H5P_DEFAULT));
+  XP_REQUIRE(dataset.valid(), "cannot create dataset '" + name + "' in '" + path_ + "'");
+  return dataset;
+}
+
+void Hdf5File::write_rows(hid_t dataset, int64_t first_row, int64_t rows, const float* data) {
+  const Hdf5Id file_space(XP_HDF5_CHECK(H5Dget_space(dataset)));
+  const int rank = H5Sget_simple_extent_ndims(file_space);
+  hsize_t dims[2] = {1, 1};
+  XP_REQUIRE(rank == 1 || rank == 2, "dataset of rank " + std::to_string(rank) + " in '" + path_ + "'");
+  H5Sget_simple_extent_dims(file_space, dims, nullptr);
+  const hsize_t start[2] = {hsize_t(first_row), 0}, count[2] = {hsize_t(rows), dims[1]};
+  XP_HDF5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, count, nullptr));
+  const hsize_t values = count[0] * (rank == 2 ? count[1] : 1);
+  const Hdf5Id memory_space(XP_HDF5_CHECK(H5Screate_simple(1, &values, nullptr)));
+  XP_REQUIRE(H5Dwrite(dataset, H5T_NATIVE_FLOAT, memory_space, file_space, H5P_DEFAULT, data) >= 0,
+             "cannot write rows of a dataset in '" + path_ + "'");
+}
+
 void Hdf5File::write(const std::string& name, const float* data, const std::vector<int64_t>& shape) {
   write_raw(name, H5T_NATIVE_FLOAT, data, shape);
 }

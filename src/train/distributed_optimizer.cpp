@@ -4,6 +4,8 @@
 #include <utility>
 
 #include "xp/core/allocation.hpp"
+#include "xp/core/error.hpp"
+#include "xp/core/host_copy.hpp"
 #include "xp/kernels/elementwise.hpp"
 
 namespace xp {
@@ -68,34 +70,33 @@ void DistributedOptimizer::step(double lr, double grad_scale) {
   model_.refresh_compute_weights();
 }
 
-OptimizerState DistributedOptimizer::state() const {
-  OptimizerState state;
-  // Only data-parallel replica 0 writes; ZeRO-1's all-gather still needs every replica.
-  if (!zero_ && grid_.dp_rank() != 0) return state;
-  const int64_t local = model_.layout().total();
-  auto full = [&](const FloatBuffer& moment) {
-    HostFloatBuffer host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), moment);
-    std::vector<float> values(zero_ ? shard_.buffer_size : local);
-    if (zero_) grid_.dp_host().all_gather(host.data(), values.data(), shard_.size());
-    else std::copy(host.data(), host.data() + local, values.data());
-    values.resize(local);
-    return values;
-  };
-  state.exp_avg = full(adamw_.m);
-  state.exp_avg_sq = full(adamw_.v);
-  return state;
+void DistributedOptimizer::save_chunk(AdamMoment moment, int64_t begin, int64_t end, float* staging) const {
+  const FloatBuffer& values = moment == AdamMoment::ExpAvg ? adamw_.m : adamw_.v;
+  if (!zero_) {
+    if (grid_.dp_rank() == 0) copy_to_host(values, shard_.begin, begin, end, staging);
+    return;
+  }
+  // Replica r holds [r·slice, (r+1)·slice): its overlap with the chunk goes to its place in dp rank 0's
+  // staging (that rank's own part is already there: MPI_IN_PLACE).
+  const int dp = grid_.layout().dp;
+  std::vector<int> counts(dp), offsets(dp);
+  for (int r = 0; r < dp; ++r) {
+    const ZeroShard shard = zero_shard(model_.layout().total(), dp, r, true);
+    const int64_t first = std::max(begin, shard.begin), last = std::min(end, shard.end);
+    counts[r] = static_cast<int>(std::max<int64_t>(0, last - first));
+    offsets[r] = static_cast<int>(std::min(first, end) - begin);
+  }
+  const int me = grid_.dp_rank();
+  if (counts[me] > 0) copy_to_host(values, shard_.begin, begin + offsets[me], begin + offsets[me] + counts[me],
+                                   staging + offsets[me]);
+  XP_MPI_CHECK(MPI_Gatherv(me == 0 ? MPI_IN_PLACE : staging + offsets[me], counts[me], MPI_FLOAT, staging,
+                           counts.data(), offsets.data(), MPI_FLOAT, 0, grid_.dp_comm()));
 }
 
-void DistributedOptimizer::load_state(const OptimizerState& state, int64_t steps) {
-  const int64_t begin = shard_.begin, end = std::min<int64_t>(shard_.end, model_.layout().total());
-  HostFloatBuffer m = Kokkos::create_mirror_view(adamw_.m), v = Kokkos::create_mirror_view(adamw_.v);
-  for (int64_t i = begin; i < end; ++i) {
-    m(i - begin) = state.exp_avg[i];
-    v(i - begin) = state.exp_avg_sq[i];
-  }
-  Kokkos::deep_copy(adamw_.m, m);
-  Kokkos::deep_copy(adamw_.v, v);
-  adamw_.set_steps_taken(steps);
+void DistributedOptimizer::load_chunk(AdamMoment moment, int64_t begin, int64_t end, const float* staging) {
+  FloatBuffer& values = moment == AdamMoment::ExpAvg ? adamw_.m : adamw_.v;
+  const int64_t first = std::max(begin, shard_.begin), last = std::min({end, shard_.end, model_.layout().total()});
+  if (first < last) copy_from_host(staging + (first - begin), first, last, shard_.begin, values);
 }
 
 }  // namespace xp

@@ -161,6 +161,10 @@ std::string format_memory_table(const MemoryPlan& plan, const Layout& layout) {
                   gib(s.total).c_str());
     out << row;
   }
+  double staging = 0;
+  for (const StageMemory& s : plan.stages) staging = std::max(staging, s.checkpoint_staging);
+  out << "checkpoint host staging during a save or resume: " << fixed(staging / (1 << 20), 1)
+      << " MiB per rank (one chunk of one tensor; no whole-model copy)\n";
   if (plan.available <= 0) {
     out << "available  unknown\nverdict    not checked: set device_memory (e.g. device_memory=80GB)\n";
     return out.str();

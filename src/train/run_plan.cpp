@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "xp/io/checkpoint.hpp"
 #include "xp/model/buffers.hpp"
 #include "xp/parallel/topology.hpp"
 #include "xp/train/schedule.hpp"
@@ -33,6 +34,7 @@ StageMemory stage_memory(const Config& config, const Layout& layout, const Stage
   const double boundary = double(config.train.batch_size) * config.model.seq_len * config.model.n_embd;
   if (layout.pp > 1) memory.comm_buffers += 2 * boundary * precision.real_bytes;
   if (precision.gpu && layout.dp > 1) memory.comm_buffers += std::min(25e6, memory.parameters) * 4.0;
+  memory.checkpoint_staging = static_cast<double>(checkpoint_staging_bytes(table));
   memory.total = memory.weights + memory.grads + memory.optimizer + memory.activations + memory.comm_buffers;
   return memory;
 }

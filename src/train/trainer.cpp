@@ -14,12 +14,14 @@
 #include "xp/config/deck.hpp"
 #include "xp/core/device.hpp"
 #include "xp/core/error.hpp"
+#include "xp/core/host_copy.hpp"
 #include "xp/core/runtime.hpp"
 #include "xp/io/checkpoint.hpp"
 #include "xp/io/hdf5_version.hpp"
 #if !defined(XP_ENABLE_CUDA)
 #include "xp/kernels/gemm.hpp"
 #endif
+#include "xp/parallel/node_map.hpp"
 #include "xp/train/fit_check.hpp"
 #include "xp/train/lr.hpp"
 #include "xp/train/schedule.hpp"
@@ -30,6 +32,8 @@ namespace {
 // Set by SIGTERM/SIGUSR1 (Slurm's warning before a time limit or preemption); read between steps.
 volatile std::sig_atomic_t stop_signal = 0;
 extern "C" void request_stop(int signal) { stop_signal = signal; }
+
+AdamMoment adam_moment(Moment moment) { return moment == Moment::ExpAvg ? AdamMoment::ExpAvg : AdamMoment::ExpAvgSq; }
 
 }  // namespace
 
@@ -55,9 +59,13 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   XP_MPI_CHECK(MPI_Comm_size(world, &world_size));
   XP_MPI_CHECK(MPI_Comm_rank(world, &world_rank));
   const int host_ranks = ranks_on_this_host(world);
+  const std::vector<int> nodes = node_of_ranks(world);
   agree_on_setup(world, [&] {
     check_hdf5_version();  // before anything is spent: a mismatch would abort at the first checkpoint
     plan_ = make_run_plan(config, world_size, world_rank, build_precision);
+    // Beyond one host: a tensor-parallel group must not span two nodes.
+    const std::string split = tp_node_split_problem(nodes, plan_.layout.tp);
+    if (!split.empty()) throw InputError(split);
     // Refuse to start a run that cannot fit, before allocating anything, and say which knob to turn.
     const MemoryPlan fit = check_fit(config, plan_, available_memory(config, host_ranks));
     if (!fit.fits) throw InputError("the model does not fit in memory:\n" + format_memory_table(fit, plan_.layout));
@@ -113,17 +121,14 @@ void Trainer::resume_from(const std::string& dir) {
   // Rank 0 reads every shard to check it; its verdict reaches every rank through agree_on_setup.
   agree_on_setup(grid_->world(),
                  [&] { state = read_checkpoint_state(dir, config_.model, grid_->world_rank() == 0); });
-  // Weights and the full local moments (the saved run may have sharded them differently); the
-  // optimizer keeps its range of them.
-  const int64_t local = model_->layout().total();
-  OptimizerState moments;
-  moments.exp_avg.resize(local);
-  moments.exp_avg_sq.resize(local);
-  HostFloatBuffer params = Kokkos::create_mirror_view(model_->params);
-  load_checkpoint_tensors(dir, {&model_->layout(), params.data(), moments.exp_avg.data(), moments.exp_avg_sq.data()});
-  Kokkos::deep_copy(model_->params, params);
+  // Weights and moments chunk by chunk through one bounded staging buffer (the saved run may have
+  // sharded them differently); the optimizer keeps its range of each chunk.
+  load_checkpoint_tensors(dir, model_->layout(), [&](Moment moment, int64_t begin, int64_t end, const float* staging) {
+    if (moment == Moment::Param) copy_from_host(staging, begin, end, 0, model_->params);
+    else optimizer_->load_chunk(adam_moment(moment), begin, end, staging);
+  }, checkpoint_chunk_bytes_);
   model_->refresh_compute_weights();
-  optimizer_->load_state(moments, state.step);
+  optimizer_->set_steps_taken(state.step);
   steps_done_ = last_checkpoint_ = state.step;
   train_data_->cursor = state.train_cursor;
   if (grid_->world_rank() == 0)
@@ -134,8 +139,6 @@ void Trainer::resume_from(const std::string& dir) {
 
 std::string Trainer::save() {
   Kokkos::fence();
-  OptimizerState moments = optimizer_->state();
-  HostFloatBuffer params = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model_->params);
   CheckpointState state;
   state.step = steps_done_;
   state.train_cursor = train_data_->cursor;
@@ -143,9 +146,13 @@ std::string Trainer::save() {
   state.layout = grid_->layout();
   state.zero_stage = config_.parallel.zero_stage;
   state.config_toml = config_to_toml(config_);
-  const TensorBuffers tensors{&model_->layout(), params.data(), moments.exp_avg.data(), moments.exp_avg_sq.data()};
-  const std::string dir = save_checkpoint(config_.run.run_dir, *grid_, config_.model, tensors, state,
-                                          config_.run.keep_last);
+  // Every replica holds all the weights; the moments come from the optimizer (gathered with ZeRO-1).
+  const ChunkSource source = [&](Moment moment, int64_t begin, int64_t end, float* staging) {
+    if (moment != Moment::Param) optimizer_->save_chunk(adam_moment(moment), begin, end, staging);
+    else if (grid_->dp_rank() == 0) copy_to_host(model_->params, 0, begin, end, staging);
+  };
+  const std::string dir = save_checkpoint(config_.run.run_dir, *grid_, config_.model, model_->layout(), source, state,
+                                          config_.run.keep_last, checkpoint_chunk_bytes_);
   last_checkpoint_ = steps_done_;
   metrics_->message("xp_train: checkpoint " + dir);
   return dir;

@@ -7,6 +7,7 @@
 set -u
 xp_train=$1 mpiexec=$2 repo=$3 work=$4
 cpu=$repo/jobscripts/xp_train_cpu.sbatch gpu=$repo/jobscripts/xp_train_gpu.sbatch
+multinode=$repo/jobscripts/xp_train_multinode.sbatch
 rm -rf "$work" && mkdir -p "$work/bin"
 problems=()
 need() {  # need FILE REGEX WHAT
@@ -14,9 +15,9 @@ need() {  # need FILE REGEX WHAT
 }
 
 # 1. Syntax and directives.
-for script in "$cpu" "$gpu"; do
+for script in "$cpu" "$gpu" "$multinode"; do
   bash -n "$script" || problems+=("$(basename "$script"): bash -n fails")
-  need "$script" '^#SBATCH --ntasks=[0-9]+' "--ntasks"
+  [[ $script == "$multinode" ]] || need "$script" '^#SBATCH --ntasks=[0-9]+' "--ntasks"
   need "$script" '^#SBATCH --time=' "--time"
   need "$script" '^#SBATCH --signal=(B:)?USR1@[0-9]+' "--signal=USR1@seconds"
   need "$script" '^#SBATCH --requeue' "--requeue"
@@ -26,6 +27,11 @@ for script in "$cpu" "$gpu"; do
 done
 need "$gpu" '^#SBATCH --(gpus-per-task=1|gres=gpu:8|gpus=8)' "a GPU per task"
 need "$gpu" '^#SBATCH --ntasks=8' "8 tasks"
+need "$multinode" '^#SBATCH --nodes=[0-9]+' "--nodes"
+need "$multinode" '^#SBATCH --ntasks-per-node=8' "8 tasks per node"
+need "$multinode" '^#SBATCH --gpus-per-task=1' "a GPU per task"
+need "$multinode" '^#SBATCH --distribution=block' "block placement (tp groups inside nodes)"
+need "$multinode" '^[^#]*srun .*--distribution=block' "srun --distribution=block"
 
 # 2. A fake Slurm first on PATH.
 cat >"$work/bin/srun" <<EOF
@@ -57,6 +63,13 @@ if ! timeout 120 bash "$gpu" inputs/gpt2_tiny.in steps=2 eval_every=0 run_dir="$
   problems+=("the GPU script's run (CPU build, 2 tasks) failed or left no checkpoint (see $work/gpu.log)")
 fi
 
+# 4b. The multi-node script's command line, on this CPU build with 2 tasks on this one "node" and
+# tp_size=2: one node passes the rank-map check.
+if ! timeout 120 bash "$multinode" inputs/gpt2_tiny.in steps=2 eval_every=0 tp_size=2 run_dir="$work/multinode" \
+    >"$work/multinode.log" 2>&1 || [[ ! -f $work/multinode/ckpt/step_000002/index.h5 ]]; then
+  problems+=("the multi-node script's run (CPU build, 2 tasks, tp_size=2) failed or left no checkpoint (see $work/multinode.log)")
+fi
+
 # 5. SIGUSR1 to the tasks (as --signal=USR1@T does) before the last step: the script requeues the job.
 run_dir=$work/preempted
 timeout 120 bash "$cpu" inputs/gpt2_tiny.in steps=40 eval_every=0 run_dir="$run_dir" >"$work/preempted.log" 2>&1 &
@@ -83,4 +96,4 @@ if [[ ${#problems[@]} -gt 0 ]]; then
   printf 'FAIL: %s\n' "${problems[@]}"
   exit 1
 fi
-echo "ok: directives present; finished run not requeued; SIGUSR1 run requeued; requeued run resumed and finished"
+echo "ok: directives present; multi-node script ran; finished run not requeued; SIGUSR1 run requeued; requeued run resumed and finished"

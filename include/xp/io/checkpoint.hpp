@@ -22,9 +22,12 @@
 // cursor is global — replica r of any dp reads rows (r·grad_accum_steps + m)·batch_size of the global
 // batch at the cursor — so one cursor serves every replica and every later layout.
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "xp/config/config.hpp"
+#include "xp/io/checkpoint_names.hpp"  // Moment
 #include "xp/io/token_source.hpp"
 #include "xp/model/layout.hpp"
 #include "xp/parallel/grid.hpp"
@@ -44,18 +47,34 @@ struct CheckpointState {
   std::string config_toml;   // the resolved configuration that wrote it
 };
 
-// This rank's tensors: the flat buffers laid out by `layout` (host memory), full local AdamW moments.
-struct TensorBuffers {
-  const ParameterLayout* layout = nullptr;
-  float* params = nullptr;
-  float* exp_avg = nullptr;
-  float* exp_avg_sq = nullptr;
+// Host staging of a save or a load. Each tensor moves in chunks of whole rows of this rank's slice,
+// at most `chunk_bytes` of floats (one row where a row is larger), through one staging buffer: the
+// checkpoint never holds a whole-model copy. A chunk is [begin, end) of the rank's flat buffer
+// (ParameterLayout offsets) and rows [first_row, first_row + rows) of the tensor's slice.
+constexpr int64_t checkpoint_chunk_bytes = int64_t{64} << 20;
+struct TensorChunk {
+  int64_t first_row = 0, rows = 0;
+  int64_t begin = 0, end = 0;
 };
+std::vector<TensorChunk> checkpoint_chunks(const TensorInfo& tensor, int64_t chunk_bytes = checkpoint_chunk_bytes);
+// Bytes of the staging buffer a save or a load of `layout` uses: its largest chunk. The run plan states it.
+int64_t checkpoint_staging_bytes(const ParameterLayout& layout, int64_t chunk_bytes = checkpoint_chunk_bytes);
+// Bytes of the staging buffer the latest save or load of this process allocated (tests check the bound).
+int64_t checkpoint_staging_last_bytes();
+
+// Where a save takes a chunk from: fills `staging` with [begin, end) of `moment`. Called on every rank
+// of the grid for every chunk in the same order, so it may be collective over dp (ZeRO-1 gathers each
+// moment slice as it is written); only dp rank 0's staging is written to the file.
+using ChunkSource = std::function<void(Moment moment, int64_t begin, int64_t end, float* staging)>;
+// Where a load puts a chunk: [begin, end) of `moment` of this rank's slices.
+using ChunkSink = std::function<void(Moment moment, int64_t begin, int64_t end, const float* staging)>;
 
 // Collective over the grid. Writes <run_dir>/ckpt/step_NNNNNN and keeps the newest `keep_last`
 // complete checkpoints (0 = all). Returns the directory. Aborts the job on I/O errors.
+// `layout` is this rank's (its slices of its stage).
 std::string save_checkpoint(const std::string& run_dir, const ParallelGrid& grid, const ModelConfig& model,
-                            const TensorBuffers& tensors, const CheckpointState& state, int keep_last);
+                            const ParameterLayout& layout, const ChunkSource& source, const CheckpointState& state,
+                            int keep_last, int64_t chunk_bytes = checkpoint_chunk_bytes);
 
 // The newest complete checkpoint under <run_dir>/ckpt, or "" when there is none.
 std::string latest_checkpoint(const std::string& run_dir);
@@ -66,7 +85,9 @@ std::string latest_checkpoint(const std::string& run_dir);
 // problem.
 CheckpointState read_checkpoint_state(const std::string& dir, const ModelConfig& model, bool verify_shards = true);
 
-// Fills this rank's tensors from a checkpoint verified by read_checkpoint_state (any layout).
-void load_checkpoint_tensors(const std::string& dir, const TensorBuffers& tensors);
+// Gives `sink` this rank's tensors, chunk by chunk, from a checkpoint verified by read_checkpoint_state
+// (any layout).
+void load_checkpoint_tensors(const std::string& dir, const ParameterLayout& layout, const ChunkSink& sink,
+                             int64_t chunk_bytes = checkpoint_chunk_bytes);
 
 }  // namespace xp

@@ -58,9 +58,10 @@ class CheckpointIndex {
   // The whole tensor, row-major, read through the index's virtual dataset.
   std::vector<float> read(const IndexTensor& tensor, Moment moment = Moment::Param) const;
   // Only the slice that tensor-parallel rank `tp_rank` of a run split as `slice` describes holds
-  // (slice.size values in slice's row-major order), read as a hyperslab of the virtual dataset.
+  // (slice.size values in slice's row-major order), read as a hyperslab of the virtual dataset; or only
+  // its rows [first_row, first_row + rows) (rows < 0: all of them).
   void read_slice(const IndexTensor& tensor, Moment moment, const TensorInfo& slice, int tp_rank, int tp_size,
-                  float* out) const;
+                  float* out, int64_t first_row = 0, int64_t rows = -1) const;
   const IndexTensor* find(const std::string& name) const;  // null when absent
   // The size and CRC-32 the index recorded for shard file `name`; false when it has no record.
   bool shard_record(const std::string& name, int64_t& crc32, int64_t& bytes) const;

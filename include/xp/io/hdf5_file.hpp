@@ -67,6 +67,10 @@ class Hdf5File {
   void write(const std::string& name, const float* data, const std::vector<int64_t>& shape);
   void write(const std::string& name, const double* data, const std::vector<int64_t>& shape);
   void write(const std::string& name, const int32_t* data, const std::vector<int64_t>& shape);
+  // A float dataset of `shape` filled block by block (write_rows): whole rows of its first dimension,
+  // so a writer never needs the whole tensor in memory at once.
+  Hdf5Id create_float_dataset(const std::string& name, const std::vector<int64_t>& shape);
+  void write_rows(hid_t dataset, int64_t first_row, int64_t rows, const float* data);
   void write_attribute(const std::string& name, double value) { xp::write_attribute(file_, name, value); }
   void write_attribute(const std::string& name, int64_t value) { xp::write_attribute(file_, name, value); }
   void write_attribute(const std::string& name, const std::string& value) { xp::write_attribute(file_, name, value); }

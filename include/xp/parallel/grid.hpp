@@ -44,6 +44,7 @@ class ParallelGrid {
   int tp_rank() const { return tp_rank_; }
   int pp_rank() const { return pp_rank_; }
   MPI_Comm world() const { return world_; }
+  MPI_Comm dp_comm() const { return dp_comm_; }  // host-side gathers of ZeRO-1 slices (checkpoints)
   MPI_Comm tp_comm() const { return tp_comm_; }
   MPI_Comm pp_comm() const { return pp_comm_; }
   // Device collectives for each group: NCCL in CUDA builds where every rank has its own GPU, else MPI

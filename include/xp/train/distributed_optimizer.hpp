@@ -36,11 +36,8 @@ struct OptimizerBuffers {
 };
 OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero);
 
-// What a checkpoint keeps of the optimizer besides the step: the AdamW moments of every parameter of a
-// rank, on the host, laid out like its flat parameter buffer (ParameterLayout::total() floats each).
-struct OptimizerState {
-  std::vector<float> exp_avg, exp_avg_sq;
-};
+// The two AdamW moments a checkpoint keeps of the optimizer besides the step.
+enum class AdamMoment { ExpAvg, ExpAvgSq };
 
 class DistributedOptimizer {
  public:
@@ -57,12 +54,15 @@ class DistributedOptimizer {
   // weights (ZeRO-1: all-gathered) and the compute copy matches them.
   void step(double lr, double grad_scale);
 
-  // For the checkpoint writer: collective over dp with ZeRO-1 (the slices are gathered); empty moments
-  // on the replicas that do not write (dp rank > 0).
-  OptimizerState state() const;
-  // Takes this rank's range of the full moments, whatever sharding saved them, `steps` steps in (AdamW's
-  // bias correction).
-  void load_state(const OptimizerState& state, int64_t steps);
+  // The checkpoint's view of the moments, one chunk [begin, end) of the rank's flat layout at a time
+  // (the whole-model state never sits in host memory at once).
+  // save_chunk fills `staging` (end - begin floats) on dp rank 0; with ZeRO-1 it is collective over dp:
+  // each replica sends its part of the chunk. Without ZeRO-1 the other replicas do nothing.
+  void save_chunk(AdamMoment moment, int64_t begin, int64_t end, float* staging) const;
+  // Takes this rank's range of a chunk of the full moments, whatever sharding saved them.
+  void load_chunk(AdamMoment moment, int64_t begin, int64_t end, const float* staging);
+  // Steps already taken (AdamW's bias correction) after a resume.
+  void set_steps_taken(int64_t steps) { adamw_.set_steps_taken(steps); }
 
  private:
   const float* reduced_grads() const;  // the dp-summed gradients of [begin, end)

@@ -11,6 +11,7 @@
 #include <mpi.h>
 
 #include "xp/config/config.hpp"
+#include "xp/io/checkpoint.hpp"
 #include "xp/io/token_source.hpp"
 #include "xp/model/gpt2.hpp"
 #include "xp/parallel/grid.hpp"
@@ -40,6 +41,11 @@ class Trainer {
   // SIGTERM or SIGUSR1 ends it after the current step with a checkpoint. Returns the losses.
   std::vector<double> run();
   std::string save();         // a checkpoint of the current state (collective); returns its directory
+  // Weights, AdamW state, step and data cursor from checkpoint `dir` (collective; resume = ... does it
+  // at construction).
+  void resume_from(const std::string& dir);
+  // Host staging per checkpoint chunk (io/checkpoint.hpp); tests make it small to exercise chunking.
+  void set_checkpoint_chunk_bytes(int64_t bytes) { checkpoint_chunk_bytes_ = bytes; }
 
   const RunPlan& plan() const { return plan_; }
   const ParallelGrid& grid() const { return *grid_; }
@@ -53,7 +59,6 @@ class Trainer {
   void tie_embedding_grads();            // sums wte's gradients of the first and the last stage
   double mean_loss(double loss_sum, int64_t sequences) const;  // over the world, per token
   void read_micro_batch(int micro);      // this replica's rows of micro-batch `micro` into sequences_
-  void resume_from(const std::string& dir);  // weights, AdamW state, step and data cursor
 
   Config config_;
   RunPlan plan_;
@@ -65,7 +70,8 @@ class Trainer {
   std::vector<int32_t> sequences_;  // host rows (batch_size, T+1)
   std::size_t device_memory_at_start_ = 0, peak_device_memory_ = 0;  // GPU bytes in use (whole device)
   int64_t steps_done_ = 0;
-  int64_t last_checkpoint_ = -1;  // step of the newest checkpoint this run wrote or resumed from
+  int64_t last_checkpoint_ = -1;
+  int64_t checkpoint_chunk_bytes_ = checkpoint_chunk_bytes;  // step of the newest checkpoint this run wrote or resumed from
 };
 
 // BLAS threads for this rank: `threads`, or the host's cores shared among its ranks (no more than
