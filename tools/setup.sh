@@ -17,6 +17,7 @@ packages=(
   libgtest-dev googletest procps        # tests (procps: pgrep in the crash and signal tests)
   python3-torch python3-h5py python3-numpy python3-matplotlib  # PyTorch reference test, plots (/usr/bin/python3)
   mmdebstrap                            # the clean root the GPU bundle is proven in (tools/check_gpu_bundle.sh)
+  clang-14 libclang-rt-14-dev           # libFuzzer + sanitizers for the parser fuzz targets (tools/fuzz.sh)
 )
 
 missing=()

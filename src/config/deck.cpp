@@ -184,6 +184,12 @@ void validate(const Config& config) {
     throw InputError("n_embd " + std::to_string(model.n_embd) + " is not divisible by n_head " +
                      std::to_string(model.n_head) + " (n_head may be one of: " + divisors + ")");
   }
+  if (model.n_layer > max_layers)
+    throw InputError("n_layer " + std::to_string(model.n_layer) + " exceeds " + std::to_string(max_layers) +
+                     ", the deepest model this trainer plans for");
+  if (config.parallel.world_size > max_world_size)
+    throw InputError("world_size " + std::to_string(config.parallel.world_size) + " exceeds " +
+                     std::to_string(max_world_size) + " ranks, the largest job this trainer plans for");
   if (model.vocab_size > 65536)
     throw InputError("vocab_size " + std::to_string(model.vocab_size) +
                      " exceeds 65536: token shards store uint16 tokens");

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <set>
 
+#include "xp/config/deck.hpp"
 #include "xp/core/error.hpp"
 #include "xp/io/checkpoint.hpp"
 
@@ -179,12 +180,24 @@ std::string CheckpointIndex::text_attribute(const std::string& name) const {
 }
 
 ModelConfig CheckpointIndex::model() const {
+  // A shape beyond any model this trainer trains means a corrupt index; refused before it sizes a
+  // parameter table, whose offsets it would overflow (found by fuzzing).
+  const auto bounded = [&](const char* name, int64_t lowest, int64_t highest) {
+    const int64_t value = attribute(name);
+    if (value < lowest || value > highest)
+      throw InputError("checkpoint index '" + path_ + "' records " + name + " " + std::to_string(value) +
+                       ", outside [" + std::to_string(lowest) + ", " + std::to_string(highest) + "]");
+    return static_cast<int>(value);
+  };
   ModelConfig model;
-  model.n_layer = static_cast<int>(attribute("n_layer"));
-  model.n_head = static_cast<int>(attribute("n_head"));
-  model.n_embd = static_cast<int>(attribute("n_embd"));
-  model.seq_len = static_cast<int>(attribute("seq_len"));
-  model.vocab_size = static_cast<int>(attribute("vocab_size"));
+  model.n_layer = bounded("n_layer", 1, max_layers);
+  model.n_head = bounded("n_head", 1, 1 << 16);
+  model.n_embd = bounded("n_embd", 1, 1 << 20);
+  model.seq_len = bounded("seq_len", 1, 1 << 24);
+  model.vocab_size = bounded("vocab_size", 2, 65536);
+  if (model.n_embd % model.n_head != 0)
+    throw InputError("checkpoint index '" + path_ + "' records n_embd " + std::to_string(model.n_embd) +
+                     ", not divisible by n_head " + std::to_string(model.n_head));
   return model;
 }
 

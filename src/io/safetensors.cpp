@@ -85,7 +85,7 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsTen
                        const std::function<std::vector<float>(size_t)>& values,
                        const std::map<std::string, std::string>& metadata) {
   // Insertion order kept: metadata first, then the tensors in the order of their data.
-  nlohmann::ordered_json header;
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();  // "{}", not "null", when empty
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::vector<int64_t> counts;
   int64_t offset = 0;

@@ -11,6 +11,12 @@
 
 namespace xp {
 
+// Far above any model or job this trainer is for, and low enough that the dry run's layout search stays
+// quick: fuzzed decks with 10^5 layers or 2^31 - 1 ranks made it run for minutes (and overflow an int).
+// The checkpoint reader holds an index to the same model bounds.
+constexpr int max_layers = 4096;
+constexpr int max_world_size = 1 << 20;
+
 // One value as written by the user, before it is checked against its key.
 struct DeckValue {
   enum class Kind { Integer, Float, String, Boolean, Other } kind = Kind::Other;
