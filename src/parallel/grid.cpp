@@ -57,7 +57,7 @@ ParallelGrid::~ParallelGrid() {
 
 std::string ParallelGrid::describe() const {
   return "dp=" + std::to_string(layout_.dp) + " tp=" + std::to_string(layout_.tp) + " pp=" +
-         std::to_string(layout_.pp) + (nccl_ ? " (NCCL)" : "");
+         std::to_string(layout_.pp) + (nccl_ && world_size() > 1 ? " (NCCL)" : "");
 }
 
 }  // namespace xp
