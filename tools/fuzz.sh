@@ -56,15 +56,28 @@ case "${1:-}" in
     # New inputs go to a working corpus in the build tree, never into the repository's seeds.
     corpus=$build_dir/corpus/$target
     mkdir -p "$corpus"
-    seeds=("$root/tests/fuzz/corpus/$target")
-    [[ $target == checkpoint_index ]] && cp "$root"/tests/io/data/format_v1/step_000002/index.h5 "$corpus/format_v1.h5"
+    seeds=()
+    [[ -d $root/tests/fuzz/corpus/$target ]] && seeds=("$root/tests/fuzz/corpus/$target")
+    if [[ $target == checkpoint_index ]]; then
+      # Real index files: the kept format-1 one, and current-format ones (pp 1 and 2) made now by xp_train
+      cp "$root"/tests/io/data/format_v1/step_000002/index.h5 "$corpus/format_v1.h5"
+      [[ -x ${FUZZ_XP_TRAIN:-} ]] || { echo "fuzz: FUZZ_XP_TRAIN (the CPU build's xp_train) is needed for the index seeds"; exit 1; }
+      for pp in 1 2; do
+        run_dir=$build_dir/index_seed_pp$pp
+        rm -rf "$run_dir"
+        "${FUZZ_MPIEXEC:-mpirun}" -np "$pp" "$FUZZ_XP_TRAIN" "$root/inputs/gpt2_tiny.in" n_layer=2 n_embd=32 n_head=2 \
+          seq_len=16 batch_size=2 steps=1 eval_every=0 log_every=1 checkpoint_every=1 pp_stages="$pp" tp_size=1 \
+          dp_size=1 run_dir="$run_dir" >"$run_dir.log" 2>&1 || { cat "$run_dir.log"; echo "fuzz: no index seed (pp $pp)"; exit 1; }
+        cp "$run_dir"/ckpt/step_000001/index.h5 "$corpus/current_pp$pp.h5"
+      done
+    fi
     if ((seconds == 0)); then
       run_flags=(-runs=0)
     else
       run_flags=(-max_total_time="$seconds" -print_final_stats=1)
     fi
     log=$build_dir/fuzz_$target.log
-    if ! "$binary" "${flags[@]}" "${run_flags[@]}" "$corpus" "${seeds[@]}" >"$log" 2>&1; then
+    if ! "$binary" "${flags[@]}" "${run_flags[@]}" "$corpus" ${seeds[@]+"${seeds[@]}"} >"$log" 2>&1; then
       grep -v '^#[0-9]' "$log" | tail -n 60
       echo "fuzz: $target: FINDING, input kept in $findings/"
       exit 1
