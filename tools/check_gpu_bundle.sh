@@ -85,7 +85,8 @@ inside() {
     local output
     output=$(mpirun -np 2 "$gpu_root/build/xp_train" --help 2>&1)
     grep -E -e '^-{20,}' -e 'mca_base|WARNING|not found' <<<"$output" && return 1
-    [[ $(grep -c '^usage: mpirun -np N xp_train' <<<"$output") == 2 ]] || { echo "$output" | head -20; return 1; }
+    # both ranks print it; their output may interleave mid-line, so count occurrences, not line starts
+    [[ $(grep -o 'usage: mpirun -np N xp_train' <<<"$output" | wc -l) == 2 ]] || { echo "$output" | head -20; return 1; }
   }
   check "(b) mpirun -np 2 xp_train --help" help_twice
 
