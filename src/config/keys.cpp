@@ -126,6 +126,28 @@ DeckKey string_key(const char* name, const char* section, const char* help, Fiel
   return key;
 }
 
+// A key whose value is one of a fixed set of words, stored as the enum value at the same index.
+template <class E>
+DeckKey choice_key(const char* name, const char* section, const char* help, Field<E> field,
+                   std::vector<std::string> words) {
+  std::string type;
+  for (const std::string& word : words) type += (type.empty() ? "" : " | ") + word;
+  DeckKey key{name, section, type, help, nullptr, nullptr};
+  key.set = [name, field, words, type](Config& config, const DeckValue& value) {
+    if (value.kind == DeckValue::Kind::String)
+      for (size_t i = 0; i < words.size(); ++i)
+        if (value.text == words[i]) {
+          field(config) = static_cast<E>(i);
+          return;
+        }
+    bad_value(value, name, type);
+  };
+  key.show = [field, words](const Config& config) {
+    return quote(words.at(static_cast<size_t>(field(const_cast<Config&>(config)))));
+  };
+  return key;
+}
+
 // Bytes per rank: "80GB", "80GiB", "512MB", a plain number of bytes, or "auto" (0: detect).
 DeckKey memory_key() {
   DeckKey key{"device_memory", "parallel", "size (80GB, 512MiB) | auto",
@@ -230,6 +252,13 @@ std::vector<DeckKey> make_keys() {
 
   keys.push_back(integer_key<int>("zero_stage", "parallel", "0, or 1: AdamW state sharded over dp",
                                   [](Config& c) -> int& { return c.parallel.zero_stage; }, 0));
+  keys.push_back(choice_key<Recompute>("recompute", "parallel",
+                                       "activation recomputation in backward: none, selective or full",
+                                       [](Config& c) -> Recompute& { return c.parallel.recompute; },
+                                       {"none", "selective", "full"}));
+  keys.push_back(bool_key("optimizer_offload", "parallel",
+                          "fp32 master weights and AdamW moments in host memory; AdamW runs on the host",
+                          [](Config& c) -> bool& { return c.parallel.optimizer_offload; }));
   keys.push_back(integer_key<int>("world_size", "parallel", "ranks assumed by --dry-run; auto = this job's",
                                   [](Config& c) -> int& { return c.parallel.world_size; }, 1, "auto"));
   keys.push_back(memory_key());

@@ -42,6 +42,11 @@ struct DataConfig {
   int synthetic_branching = 4;   // successors per token in the synthetic source; loss floor ln(this)
 };
 
+// Activation recomputation (issue: 30–40 B on one node): none keeps every activation backward needs;
+// selective recomputes the attention internals and the MLP's activations from kept block tensors;
+// full keeps only each block's input and reruns the block's forward in backward.
+enum class Recompute { None, Selective, Full };
+
 struct ParallelConfig {
   int tp_size = 0;               // 0 = auto
   int pp_stages = 0;             // 0 = auto
@@ -50,6 +55,8 @@ struct ParallelConfig {
   int zero_stage = 0;            // 1: AdamW moments sharded over dp (reduce-scatter + all-gather)
   int world_size = 0;            // what-if rank count for --dry-run; 0 = the ranks of this job
   double device_memory = 0.0;    // bytes available to each rank; 0 = this host's free RAM / its ranks
+  Recompute recompute = Recompute::None;
+  bool optimizer_offload = false;  // fp32 master weights and AdamW moments in host memory, AdamW on the host
 };
 
 struct RunConfig {
