@@ -279,6 +279,17 @@ std::vector<DeckKey> make_keys() {
                             [](Config& c) -> std::string& { return c.run.resume; }));
   keys.push_back(float_key("peak_tflops", "run", "per-rank peak TFLOP/s for MFU; auto = cores x clock x vector FLOP/cycle",
                            [](Config& c) -> double& { return c.run.peak_tflops; }, 1e-6, 1e6, "auto"));
+
+  keys.push_back(integer_key<int64_t>("sample_every", "sample", "steps between samples printed by rank 0; 0 = never",
+                                      [](Config& c) -> int64_t& { return c.sample.sample_every; }, 0));
+  keys.push_back(integer_key<int>("sample_tokens", "sample", "tokens generated per sample",
+                                  [](Config& c) -> int& { return c.sample.sample_tokens; }, 1));
+  keys.push_back(string_key("sample_prompt", "sample", "text each sample continues (prompt + sample_tokens <= seq_len)",
+                            [](Config& c) -> std::string& { return c.sample.sample_prompt; }));
+  keys.push_back(float_key("temperature", "sample", "softmax temperature of samples; 0 = greedy",
+                           [](Config& c) -> double& { return c.sample.temperature; }, 0.0, 100.0));
+  keys.push_back(integer_key<int>("top_k", "sample", "sample among the top_k most likely tokens; 0 = all",
+                                  [](Config& c) -> int& { return c.sample.top_k; }, 0));
   return keys;
 }
 

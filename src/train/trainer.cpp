@@ -106,6 +106,8 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
                                           config.run.run_dir.c_str());
   }
 
+  if (config.sample.sample_every > 0) sampler_ = std::make_unique<TrainingSampler>(config, *grid_, *model_);
+
   const double peak = config.run.peak_tflops > 0 ? config.run.peak_tflops * 1e12 : host_peak_flops(threads);
   metrics_ = std::make_unique<MetricsLog>(config, plan_.layout, batch_sequences * config.model.seq_len, peak,
                                           world_rank == 0, steps_done_ > 0);
@@ -288,6 +290,7 @@ std::vector<double> Trainer::run() {
     const int64_t every = config_.data.eval_every;
     if (every > 0 && (steps_done_ % every == 0 || steps_done_ == config_.train.steps)) record.val_loss = evaluate();
     metrics_->record(record);
+    if (sampler_) sampler_->after_step(steps_done_);
     if (config_.run.checkpoint_every > 0 && steps_done_ % config_.run.checkpoint_every == 0) save();
     // Every rank must stop after the same step, whichever of them got the signal.
     int signal = stop_signal, agreed = 0;

@@ -69,12 +69,22 @@ struct RunConfig {
   std::string resume = "none";   // none, latest, or a checkpoint directory
 };
 
+// Samples printed during training (train/sampler.hpp): the same settings as xp_generate's options.
+struct SampleConfig {
+  int64_t sample_every = 0;          // steps between samples; 0 = never
+  int sample_tokens = 64;            // tokens generated per sample
+  std::string sample_prompt = "\n";  // text the sample continues
+  double temperature = 1.0;          // 0 = greedy
+  int top_k = 0;                     // 0 = the whole vocabulary
+};
+
 struct Config {
   ModelConfig model;
   TrainConfig train;
   DataConfig data;
   ParallelConfig parallel;
   RunConfig run;
+  SampleConfig sample;
 };
 
 }  // namespace xp

@@ -18,6 +18,7 @@
 #include "xp/train/distributed_optimizer.hpp"
 #include "xp/train/metrics.hpp"
 #include "xp/train/run_plan.hpp"
+#include "xp/train/sampler.hpp"
 
 namespace xp {
 
@@ -67,6 +68,7 @@ class Trainer {
   std::unique_ptr<DistributedOptimizer> optimizer_;
   std::unique_ptr<TokenSource> train_data_, val_data_;
   std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<TrainingSampler> sampler_;  // null unless sample_every > 0
   std::vector<int32_t> sequences_;  // host rows (batch_size, T+1)
   std::size_t device_memory_at_start_ = 0, peak_device_memory_ = 0;  // GPU bytes in use (whole device)
   int64_t steps_done_ = 0;
