@@ -3,7 +3,9 @@
 // N ranks form one tensor-parallel group (n_head and the padded vocabulary must divide by N); the
 // checkpoint may come from any (dp, tp, pp) layout: each rank reads its tp slice of every tensor.
 // Standard output gets the prompt and its continuation; diagnostics go to standard error.
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -50,6 +52,17 @@ double number(const std::string& option, const std::string& text, double min, do
   return value;
 }
 
+// A whole-string non-negative integer up to `max` (seeds use all 64 bits, which a double would round).
+uint64_t integer(const std::string& option, const std::string& text, uint64_t min, uint64_t max) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || text[0] == '-' || *end != '\0' || errno == ERANGE || value < min || value > max)
+    throw xp::InputError("option " + option + " expects an integer in [" + std::to_string(min) + ", " +
+                         std::to_string(max) + "], got '" + text + "'");
+  return value;
+}
+
 Options parse(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
@@ -61,10 +74,10 @@ Options parse(int argc, char** argv) {
     if (argument == "--prompt") {
       options.prompt = value();
       options.has_prompt = true;
-    } else if (argument == "--tokens") options.tokens = static_cast<int>(number(argument, value(), 1, 1e9));
+    } else if (argument == "--tokens") options.tokens = static_cast<int>(integer(argument, value(), 1, 1 << 30));
     else if (argument == "--temperature") options.sampling.temperature = number(argument, value(), 0, 100);
-    else if (argument == "--top_k") options.sampling.top_k = static_cast<int>(number(argument, value(), 0, 1e9));
-    else if (argument == "--seed") options.sampling.seed = static_cast<uint64_t>(number(argument, value(), 0, 1.8e19));
+    else if (argument == "--top_k") options.sampling.top_k = static_cast<int>(integer(argument, value(), 0, 1 << 30));
+    else if (argument == "--seed") options.sampling.seed = integer(argument, value(), 0, UINT64_MAX);
     else if (argument.rfind("-", 0) == 0) throw xp::InputError("unknown option '" + argument + "'\n" + usage_text);
     else if (options.checkpoint.empty()) options.checkpoint = argument;
     else throw xp::InputError("more than one checkpoint: '" + options.checkpoint + "' and '" + argument + "'");

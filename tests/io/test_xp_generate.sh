@@ -60,6 +60,8 @@ expect_error "must both divide by the rank count" "$mpiexec" -n 3 "$xp_generate"
 expect_error "is not a directory" "$xp_generate" "$work/nothing" --prompt "ab" --tokens 4
 expect_error "--prompt and --tokens are required" "$xp_generate" "$ckpt" --tokens 4
 expect_error "option --temperature expects a number" "$xp_generate" "$ckpt" --prompt a --tokens 4 --temperature hot
+expect_error "option --tokens expects an integer" "$xp_generate" "$ckpt" --prompt a --tokens 2.5
+expect_error "option --seed expects an integer" "$xp_generate" "$ckpt" --prompt a --tokens 4 --seed 18446744073709551616
 expect_error "needs pp_stages = 1" "$mpiexec" -n 2 "$xp_train" "$deck" "${common[@]}" sample_every=2 pp_stages=2 \
     run_dir="$work/pp2_sample"
 expect_error "exceed seq_len 64" "$xp_train" "$deck" "${common[@]}" sample_every=2 sample_tokens=64 run_dir="$work/long"
