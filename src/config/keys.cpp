@@ -279,6 +279,9 @@ std::vector<DeckKey> make_keys() {
                             [](Config& c) -> std::string& { return c.run.resume; }));
   keys.push_back(float_key("peak_tflops", "run", "per-rank peak TFLOP/s for MFU; auto = cores x clock x vector FLOP/cycle",
                            [](Config& c) -> double& { return c.run.peak_tflops; }, 1e-6, 1e6, "auto"));
+  keys.push_back(bool_key("tensorboard", "run",
+                          "also write the metrics and the config as a TensorBoard event file in <run_dir>",
+                          [](Config& c) -> bool& { return c.run.tensorboard; }));
   return keys;
 }
 

@@ -67,6 +67,7 @@ struct RunConfig {
   bool final_checkpoint = true;  // false: none after the last step (benchmarks); SIGTERM/SIGUSR1 still write one
   int keep_last = 3;             // complete checkpoints kept; 0 = all
   std::string resume = "none";   // none, latest, or a checkpoint directory
+  bool tensorboard = false;      // rank 0 also writes a TensorBoard event file in run_dir
 };
 
 struct Config {
