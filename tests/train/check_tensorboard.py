@@ -12,16 +12,22 @@ and compares it with the same run's metrics.jsonl and config.toml:
   config.toml; one summary per step of metrics.jsonl, whose every scalar equals the JSONL value to the
   precision printed there (and float32's).
 
-  check_tensorboard.py RUN_DIR [-- COMMAND...]   (COMMAND, when given, is run first: the training run)
+With --kill-after N the run is SIGKILLed once metrics.jsonl has N steps: the event file must still read
+cleanly (a final record cut mid-write is allowed) and hold every step metrics.jsonl has but the last
+(records are flushed per step; the kill may land between the two files' writes).
+
+  check_tensorboard.py RUN_DIR [--kill-after N] [-- COMMAND...]   (COMMAND, when given, is run first)
 """
 import glob
 import json
 import math
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
+import time
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -103,10 +109,13 @@ def walk(buf, message, path):
     return fields
 
 
-def read_records(path):
+def read_records(path, cut_tail_allowed):
     data = open(path, "rb").read()
     records, pos = [], 0
     while pos < len(data):
+        if cut_tail_allowed and pos + 16 + struct.unpack("<Q", data[pos:pos + 8].ljust(8, b"\0"))[0] > len(data):
+            print(f"final record cut at byte {pos} of {len(data)} (the kill)")
+            break
         check(pos + 12 <= len(data), f"record at byte {pos}: truncated header")
         length_bytes = data[pos:pos + 8]
         (length,) = struct.unpack("<Q", length_bytes)
@@ -151,17 +160,42 @@ def printed_precision(text):
     return 0.5 * 10.0 ** (int(exponent or 0) - decimals)
 
 
+def jsonl_steps(run_dir):
+    try:
+        with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+            return sum(1 for line in f if line.endswith("\n"))
+    except FileNotFoundError:
+        return 0
+
+
+def run_and_kill(command, run_dir, steps):
+    """Runs the training command and SIGKILLs it (its whole process group) once metrics.jsonl has `steps` steps."""
+    process = subprocess.Popen(command, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while jsonl_steps(run_dir) < steps and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    finished = process.poll() is not None
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    check(not finished and jsonl_steps(run_dir) >= steps, f"the run ended or stalled before {steps} steps: nothing killed")
+
+
 def main():
     args = sys.argv[1:]
     run_dir = args[0]
+    kill_after = int(args[args.index("--kill-after") + 1]) if "--kill-after" in args else 0
     if "--" in args:
         command = args[args.index("--") + 1:]
-        for stale in glob.glob(os.path.join(run_dir, "*tfevents*")):  # a previous run's file
-            os.remove(stale)
-        result = subprocess.run(command)
-        if result.returncode != 0:
-            print(f"FAIL: the training run exited {result.returncode}: {' '.join(command)}")
-            return 1
+        os.makedirs(run_dir, exist_ok=True)
+        for stale in glob.glob(os.path.join(run_dir, "*tfevents*")) + glob.glob(os.path.join(run_dir, "metrics.jsonl")):
+            os.remove(stale)  # a previous run's
+        if kill_after:
+            run_and_kill(command, run_dir, kill_after)
+        else:
+            result = subprocess.run(command)
+            if result.returncode != 0:
+                print(f"FAIL: the training run exited {result.returncode}: {' '.join(command)}")
+                return 1
     check(crc32c(b"123456789") == 0xE3069283 and crc32c(bytes(32)) == 0x8A9136AA
           and crc32c(b"\xff" * 32) == 0x62A8AB43, "this test's CRC-32C misses the published check values")
 
@@ -171,7 +205,7 @@ def main():
         return 1
     check(re.fullmatch(r"events\.out\.tfevents\.\d{10}\.[^/]+", os.path.basename(files[0])) is not None,
           f"event file name {os.path.basename(files[0])} is not events.out.tfevents.<time>.<host>...")
-    records = read_records(files[0])
+    records = read_records(files[0], cut_tail_allowed=bool(kill_after))
     events = [walk(r, "Event", f"record {i}") for i, r in enumerate(records)]
     Event = protobuf_classes()["Event"]
     parsed = [Event.FromString(r) for r in records]
@@ -195,7 +229,7 @@ def main():
 
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         jsonl = [json.loads(line, parse_float=lambda text: (float(text), text), parse_int=lambda text: (int(text), text))
-                 for line in f if line.strip()]
+                 for line in f if line.endswith("\n")]
     scalars = {}
     for i, (event, raw) in enumerate(zip(parsed, events)):
         values = [v for v in event.summary.value if not v.HasField("tensor")]
@@ -205,6 +239,8 @@ def main():
             walked = [v["simple_value"][0] for v in raw["summary"][0]["value"] if "simple_value" in v]
             check(walked == [v.simple_value for v in values], f"record {i}: raw and protobuf decoding disagree")
     steps = [r["step"][0] for r in jsonl]
+    if kill_after and len(scalars) == len(steps) - 1:
+        jsonl, steps = jsonl[:-1], steps[:-1]  # killed after the step's JSONL line, before its event
     check(sorted(scalars) == steps, f"scalar steps {sorted(scalars)} != metrics.jsonl steps {steps}")
     required = {"loss", "lr", "grad_norm", "tokens_per_s", "mfu", "tflops", "ms"}
     compared = 0
@@ -224,6 +260,7 @@ def main():
             compared += 1
     val_steps = [r["step"][0] for r in jsonl if "val_loss" in r]
     check(len(val_steps) > 0, "the run evaluated at no step: val_loss untested")
+    check(len(steps) >= max(kill_after - 1, 1), f"only {len(steps)} steps compared")
     print(f"{len(records)} records, {len(scalars)} steps, {compared} scalars equal to metrics.jsonl "
           f"(val_loss at steps {val_steps}), config text {len(config_toml)} bytes")
     print("PASS" if not failures else f"FAIL ({len(failures)} problems)")
