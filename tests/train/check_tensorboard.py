@@ -180,6 +180,28 @@ def run_and_kill(command, run_dir, steps):
     check(not finished and jsonl_steps(run_dir) >= steps, f"the run ended or stalled before {steps} steps: nothing killed")
 
 
+def check_with_tensorboard(run_dir, scalars):
+    """Where the tensorboard package is importable, its own reader (the one its server uses) must see the
+    same scalars under its scalars plugin and the config under its text plugin."""
+    try:
+        from tensorboard.backend.event_processing import plugin_event_accumulator
+        from tensorboard.util import tensor_util
+    except ImportError:
+        print("TensorBoard's own reader: no tensorboard package in this python, not compared")
+        return
+    reader = plugin_event_accumulator.EventAccumulator(run_dir, size_guidance={"tensors": 0})
+    reader.Reload()
+    check(list(reader.PluginTagToContent("text")) == ["config"], "TensorBoard's text plugin does not see 'config'")
+    seen = 0
+    for tag in reader.PluginTagToContent("scalars"):
+        for event in reader.Tensors(tag):
+            value = float(tensor_util.make_ndarray(event.tensor_proto))
+            check(scalars.get(event.step, {}).get(tag) == value, f"TensorBoard reads {tag} = {value} at step {event.step}")
+            seen += 1
+    check(seen == sum(len(values) for values in scalars.values()), f"TensorBoard's reader saw {seen} scalars")
+    print(f"TensorBoard's own reader: the same {seen} scalars and the config text")
+
+
 def main():
     args = sys.argv[1:]
     run_dir = args[0]
@@ -258,6 +280,8 @@ def main():
             check(abs(value - reference) <= tolerance and math.isfinite(value),
                   f"step {step}: {tag} = {value!r} in the event file, {text} in metrics.jsonl")
             compared += 1
+    if not kill_after:
+        check_with_tensorboard(run_dir, scalars)
     val_steps = [r["step"][0] for r in jsonl if "val_loss" in r]
     check(len(val_steps) > 0, "the run evaluated at no step: val_loss untested")
     check(len(steps) >= max(kill_after - 1, 1), f"only {len(steps)} steps compared")
