@@ -3,10 +3,10 @@ json alone (transformer. names, Conv1D weights (in, out), wte of 50257 rows, the
 attn.masked_bias buffers, config.json beside it), imported with `xp_ckpt import`, gives in xp_train
 (init_from, the loss of step 1, which is taken before any update) the loss a float64 PyTorch forward of
 those weights gives on the same tokens — at 1 rank, tp=2, pp=2 and dp=2 with zero_stage=1; a run that
-can resume its own checkpoint resumes instead. The same weights without the
-prefix, with a tied lm_head and --n_head instead of config.json import to the same checkpoint; an untied
-head, a config.json that contradicts the tensors, a missing tensor and a deck whose shape differs are
-refused with the file and the key named.
+can resume its own checkpoint resumes instead. The same weights without the prefix, with a tied lm_head
+and --n_head instead of config.json, and F16 and BF16 files of representable values, import to the same
+checkpoint as their F32 file. An untied head, a config.json that contradicts the tensors, a missing
+tensor and a deck whose shape differs are refused with the file and the key named.
 
     test_hf_import.py XP_TRAIN XP_CKPT WORK_DIR MPIEXEC
 
@@ -56,19 +56,27 @@ def hf_weights(rng):
     return w
 
 
-def write_safetensors(path, tensors):
+def stored(values, dtype):
+    """The little-endian bytes of fp32 `values` as safetensors dtype F32, F16 or BF16 (BF16: the upper
+    half of each fp32, numpy having no bfloat16)."""
+    if dtype == "BF16":
+        return (values.astype("<f4").reshape(-1).view("<u4") >> 16).astype("<u2").tobytes()
+    return values.astype({"F32": "<f4", "F16": "<f2"}[dtype]).tobytes()
+
+
+def write_safetensors(path, tensors, dtype="F32"):
     """safetensors by its specification: u64 little-endian header length, JSON header, row-major data."""
     header, offset = {"__metadata__": {"format": "pt"}}, 0
     for name, values in tensors.items():
-        size = values.astype("<f4").nbytes
-        header[name] = {"dtype": "F32", "shape": list(values.shape), "data_offsets": [offset, offset + size]}
+        size = len(stored(values, dtype))
+        header[name] = {"dtype": dtype, "shape": list(values.shape), "data_offsets": [offset, offset + size]}
         offset += size
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
     with open(path, "wb") as out:
         out.write(struct.pack("<Q", len(text)) + text)
         for values in tensors.values():
-            out.write(values.astype("<f4").tobytes())
+            out.write(stored(values, dtype))
 
 
 def write_shard(path, tokens):
@@ -182,6 +190,23 @@ def main():
     output = run(xp_train, *common, whole, "steps=2", "resume=latest", f"run_dir={resumed}")
     if "resumed from" not in output or "weights from" in output:
         failures.append("init_from overrode resume = latest")
+
+    # F16 and BF16 files import exactly: each equals the F32 file of the same (representable) values.
+    # No config.json and no --n_head here: n_head is GPT-2's n_embd/64 = 1, and the tool says so.
+    halves = {"F16": lambda v: v.astype(np.float16).astype(np.float32),  # subnormal halves included
+              "BF16": lambda v: (v.reshape(-1).view(np.uint32) & 0xFFFF0000).view(np.float32).reshape(v.shape)}
+    for dtype, representable in halves.items():
+        os.makedirs(f"{work}/{dtype}")
+        values = {name: representable(v) for name, v in bare.items()}
+        write_safetensors(f"{work}/{dtype}/half.safetensors", values, dtype)
+        write_safetensors(f"{work}/{dtype}/full.safetensors", values)
+        report = run(xp_ckpt, "import", f"{work}/{dtype}/half.safetensors", "-o", f"{work}/{dtype}/half")
+        if "n_head 1 (GPT-2's n_embd/64" not in report:
+            failures.append(f"{dtype}: import did not say n_head is n_embd/64")
+        run(xp_ckpt, "import", f"{work}/{dtype}/full.safetensors", "-o", f"{work}/{dtype}/full")
+        diff = run(xp_ckpt, "diff", f"{work}/{dtype}/half", f"{work}/{dtype}/full", quiet=True)
+        if "abs 0.000e+00" not in diff.splitlines()[-1]:
+            failures.append(f"{dtype} does not import as the F32 of the same values")
 
     # Refusals: each names the file and what is wrong.
     untied = dict(bare, **{"lm_head.weight": weights["transformer.wte.weight"] * 2})
