@@ -274,6 +274,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<xp::Runtime> runtime;
   if (command == "import") runtime = std::make_unique<xp::Runtime>(argc, argv);
   try {
+    if (runtime && runtime->size() > 1)  // every rank would write the same directory
+      throw InputError("import runs as one process; start it without mpirun (" + std::to_string(runtime->size()) +
+                       " ranks here)");
     xp::check_hdf5_version();  // HDF5 itself would abort on a mismatch, without saying which versions
     if (command == "list" && args.size() == 1) return list(args[0]);
     if (command == "info" && args.size() == 1) return info(args[0]);
