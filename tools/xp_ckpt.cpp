@@ -257,7 +257,8 @@ int import_weights(const std::vector<std::string>& args) {
               file.c_str(), m.n_layer, m.n_embd, m.seq_len, m.vocab_size, m.padded_vocab(), m.n_head,
               weights.n_head_source().c_str());
   const int tensors = xp::write_gpt2_checkpoint(weights, out);
-  std::printf("wrote %s: %d tensors, %lld parameters, step 0, AdamW moments zero; fine-tune it with init_from = \"%s\"\n"
+  std::printf("wrote %s: %d tensors, %lld parameters, step 0, AdamW moments zero; fine-tune from it with "
+              "init_from = \"%s\"\n"
               "  and [model] n_layer = %d, n_head = %d, n_embd = %d, seq_len = %d, vocab_size = %d in the deck\n",
               out.c_str(), tensors, (long long)xp::count_parameters(m), out.c_str(), m.n_layer, m.n_head, m.n_embd,
               m.seq_len, m.vocab_size);

@@ -118,7 +118,7 @@ Gpt2Safetensors::Gpt2Safetensors(const std::string& path, int n_head) : file_(pa
   } else {
     if (model_.n_embd % 64 != 0)
       throw InputError(where + ": n_embd " + std::to_string(model_.n_embd) +
-                       " is not a multiple of GPT-2's head size 64 and there is no config.json beside it: give --n_head");
+                       " is not a multiple of GPT-2's head size 64 and no config.json is beside it: give --n_head");
     model_.n_head = model_.n_embd / 64;
     n_head_source_ = "GPT-2's n_embd/64: no config.json beside the file; --n_head sets it";
   }

@@ -101,7 +101,8 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
 
   // A resumed run continues its own checkpoint; init_from only starts a run that has none yet.
   const std::string& resume = config.run.resume;
-  const std::string resume_dir = resume == "none" ? "" : resume == "latest" ? latest_checkpoint(config.run.run_dir) : resume;
+  const std::string resume_dir =
+      resume == "none" ? "" : resume == "latest" ? latest_checkpoint(config.run.run_dir) : resume;
   if (!resume_dir.empty()) resume_from(resume_dir);
   else if (resume == "latest" && world_rank == 0)
     std::printf("xp_train: resume = latest: no checkpoint in %s/ckpt yet, starting %s\n", config.run.run_dir.c_str(),
@@ -145,7 +146,7 @@ void Trainer::init_from(const std::string& dir) {
     try {
       state = read_checkpoint_state(dir, config_.model, grid_->world_rank() == 0);
     } catch (const InputError& error) {
-      throw InputError(std::string("init_from: ") + error.what() + " (the deck's [model] keys must match it)");
+      throw InputError(std::string("init_from: ") + error.what());
     }
   });
   load_checkpoint_tensors(dir, model_->layout(), [&](Moment, int64_t begin, int64_t end, const float* staging) {

@@ -89,7 +89,8 @@ TEST(Gpt2Import, EveryTensorInOurLayout) {
         ASSERT_EQ(embedding[row * n_embd + c], row < vocab ? code(wte_number, row, c) : 0.0f) << row;
 
     const std::vector<float> bias = weights.read(layout.find("h.0.mlp.fc.bias"));  // 1-D: as stored
-    for (int64_t k = 0; k < 4 * n_embd; ++k) ASSERT_EQ(bias[k], code(number_of(shapes, prefix + "h.0.mlp.c_fc.bias"), 0, k));
+    const size_t bias_number = number_of(shapes, prefix + "h.0.mlp.c_fc.bias");
+    for (int64_t k = 0; k < 4 * n_embd; ++k) ASSERT_EQ(bias[k], code(bias_number, 0, k));
   }
 }
 

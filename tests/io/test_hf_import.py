@@ -154,17 +154,18 @@ def main():
     failures = []
     # The same global batch of BATCH rows in every layout: dp=2 replicas read half of it each.
     whole, half = f"batch_size={BATCH}", f"batch_size={BATCH // 2}"
-    for ranks, layout in ((1, [whole]), (2, [whole, "tp_size=2"]), (2, [whole, "pp_stages=2"]),
-                          (2, [half, "dp_size=2", "zero_stage=1"])):
-        run_dir = f"{work}/run_np{ranks}_{'_'.join(layout[1:]) or 'serial'}"
+    # The 1-rank run also checkpoints step 1, which the resume check below continues from.
+    layouts = {"1 rank": (1, [whole, "final_checkpoint=true"]), "tp=2": (2, [whole, "tp_size=2"]),
+               "pp=2": (2, [whole, "pp_stages=2"]), "dp=2 zero_stage=1": (2, [half, "dp_size=2", "zero_stage=1"])}
+    for label, (ranks, layout) in layouts.items():
+        run_dir = f"{work}/run_{label.replace(' ', '_')}"
         run(mpiexec, "-n", str(ranks), xp_train, *common, *layout, f"run_dir={run_dir}")
         with open(f"{run_dir}/metrics.jsonl") as log:
             loss = json.loads(log.readline())["loss"]
         rel = abs(loss - reference) / reference
-        print(f"{ranks} rank(s) {' '.join(layout[1:]) or 'serial'}: xp_train loss {loss:.7g}, PyTorch float64 "
-              f"{reference:.7g}, rel {rel:.2e} (tolerance {TOL:g})")
+        print(f"{label}: xp_train loss {loss:.7g}, PyTorch float64 {reference:.7g}, rel {rel:.2e} (tolerance {TOL:g})")
         if not rel <= TOL:
-            failures.append(" ".join(layout[1:]) or "1 rank")
+            failures.append(label)
     # The weights matter: xp_train's own initialisation gives a loss nowhere near it.
     fresh = f"{work}/run_fresh"
     run(xp_train, *common[:-1], whole, f"run_dir={fresh}")
@@ -185,8 +186,7 @@ def main():
         failures.append("the file without the prefix imports to another checkpoint")
 
     # A resumable run resumes, whatever init_from says: its own checkpoint of step 1 wins.
-    resumed = f"{work}/run_resumed"
-    run(xp_train, *common, whole, "final_checkpoint=true", f"run_dir={resumed}")
+    resumed = f"{work}/run_1_rank"
     output = run(xp_train, *common, whole, "steps=2", "resume=latest", f"run_dir={resumed}")
     if "resumed from" not in output or "weights from" in output:
         failures.append("init_from overrode resume = latest")
