@@ -68,6 +68,7 @@ struct RunConfig {
   int keep_last = 3;             // complete checkpoints kept; 0 = all
   std::string resume = "none";   // none, latest, or a checkpoint directory
   bool tensorboard = false;      // rank 0 also writes a TensorBoard event file in run_dir
+  std::string init_from;         // checkpoint whose weights start a fresh run (fine-tuning); resume wins
 };
 
 struct Config {
