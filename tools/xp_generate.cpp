@@ -13,10 +13,10 @@
 
 #include "xp/core/allocation.hpp"
 #include "xp/core/error.hpp"
+#include "xp/core/host_copy.hpp"
 #include "xp/core/runtime.hpp"
 #include "xp/io/checkpoint.hpp"
 #include "xp/io/checkpoint_inspect.hpp"
-#include "xp/io/checkpoint_weights.hpp"
 #include "xp/io/hdf5_version.hpp"
 #include "xp/io/text_codec.hpp"
 #include "xp/kernels/elementwise.hpp"
@@ -134,7 +134,11 @@ int main(int argc, char** argv) {
     {
       const auto start = std::chrono::steady_clock::now();
       xp::FloatBuffer params("xp::generate_params", layout.total());
-      xp::agree_on_setup(MPI_COMM_WORLD, [&] { xp::load_checkpoint_weights(options.checkpoint, layout, params); });
+      // Only the weights, this rank's slice of each tensor, chunk by chunk (no AdamW moments).
+      xp::load_checkpoint_tensors(options.checkpoint, layout, [&](xp::Moment, int64_t begin, int64_t end,
+                                                                  const float* staging) {
+        xp::copy_from_host(staging, begin, end, 0, params);
+      }, xp::checkpoint_chunk_bytes, false);
       xp::RealBuffer weights("xp::generate_weights", layout.total());
       xp::convert_to_real(weights.data(), params.data(), layout.total());
       params = xp::FloatBuffer();  // the compute copy is all generation reads
