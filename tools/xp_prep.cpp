@@ -7,6 +7,7 @@
 // (the last val_fraction of the tokens); header ints 3 and 4 record the tokenizer and its vocabulary size.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -155,10 +156,16 @@ int run(const Options& options) {
   Progress progress(reader.total_bytes());
   std::vector<std::unique_ptr<xp::Gpt2Encoder>> encoders;
   for (int t = 0; gpt2 && t < options.threads; ++t) encoders.push_back(std::make_unique<xp::Gpt2Encoder>(*gpt2));
-  constexpr size_t batch_bytes = size_t{64} << 20, unit_bytes = size_t{1} << 20;
+  constexpr size_t batch_bytes = size_t{64} << 20, max_unit = size_t{1} << 20, min_unit = size_t{64} << 10;
   std::vector<xp::Segment> batch;
   size_t documents = 0;
   while (reader.read_batch(batch_bytes, batch)) {
+    // About 8 units a thread, so that a file of a few MB keeps every core busy; the cuts are safe ones,
+    // so the ids do not depend on them (the tests compare 1 and 3 threads, and tiktoken on whole documents).
+    size_t text_bytes = 0;
+    for (const xp::Segment& segment : batch) text_bytes += segment.end;
+    const size_t unit_bytes =
+        options.threads == 1 ? max_unit : std::clamp(text_bytes / (8 * options.threads), min_unit, max_unit);
     const std::vector<xp::WorkUnit> units = xp::split_units(batch, unit_bytes);
     std::vector<std::vector<uint16_t>> tokens(units.size());
     std::atomic<size_t> next{0};

@@ -11,8 +11,6 @@
 namespace xp {
 namespace {
 
-constexpr size_t block_bytes = size_t{16} << 20;  // a plain file is read this much at a time
-
 bool ascii_non_space(char c) {
   return static_cast<unsigned char>(c) < 0x80 && c != ' ' && c != '\t' && c != '\n' && c != '\v' && c != '\f' &&
          c != '\r';
@@ -49,7 +47,8 @@ std::vector<WorkUnit> split_units(const std::vector<Segment>& segments, size_t u
   return units;
 }
 
-CorpusReader::CorpusReader(std::vector<std::string> paths) : paths_(std::move(paths)) {
+CorpusReader::CorpusReader(std::vector<std::string> paths, size_t block_bytes)
+    : paths_(std::move(paths)), block_bytes_(std::max<size_t>(block_bytes, 1)) {
   for (const std::string& path : paths_) {
     std::error_code error;
     const uintmax_t size = std::filesystem::file_size(path, error);
@@ -127,12 +126,12 @@ bool CorpusReader::next_line(Segment& segment) {
 bool CorpusReader::next_block(Segment& segment) {
   while (true) {
     const size_t old = carry_.size();
-    carry_.resize(old + block_bytes);
-    in_.read(&carry_[old], static_cast<std::streamsize>(block_bytes));
+    carry_.resize(old + block_bytes_);
+    in_.read(&carry_[old], static_cast<std::streamsize>(block_bytes_));
     const size_t got = static_cast<size_t>(in_.gcount());
     carry_.resize(old + got);
     bytes_read_ += got;
-    if (got < block_bytes) {  // the end of the file: the rest is the document's last segment
+    if (got < block_bytes_) {  // the end of the file: the rest is the document's last segment
       check_utf8(carry_, carry_offset_, false, nullptr);
       if (carry_.empty() && document_started_) return false;
       segment.text = std::move(carry_);

@@ -1,5 +1,6 @@
 // The reference for xp_prep --tokenizer gpt2: OpenAI's tiktoken (npm, its Rust core compiled to WASM).
-//   node check_tiktoken.js nasty OUT.txt              writes the nasty corpus (seeded, the same every run)
+//   node check_tiktoken.js nasty OUT.txt OUT.jsonl    writes the nasty corpus (seeded, the same every run),
+//                                                     and as JSON Lines: its lines in documents of 1-20
 //   node check_tiktoken.js ranks OUT.tiktoken         writes tiktoken's GPT-2 ranks as a ranks file
 //   node check_tiktoken.js compare PREFIX INPUT...    shards PREFIX_{train,val}_*.bin == <|endoftext|> +
 //                                                     encode_ordinary(document), document after document
@@ -66,7 +67,13 @@ function shards(prefix) {
 }
 
 if (mode === 'nasty') {
-  fs.writeFileSync(out, nastyCorpus(), 'utf8');
+  const corpus = nastyCorpus();
+  fs.writeFileSync(out, corpus, 'utf8');
+  const lines = corpus.split('\n'), records = [];
+  for (let first = 0, size = 1; first < lines.length; first += size, size = 1 + (first % 20))
+    records.push(JSON.stringify({ id: first, text: lines.slice(first, first + size).join('\n') }));
+  records.push('', JSON.stringify({ text: '' }), '{"text": "escaped \\u00e9 \\ud83d\\ude00 \\t<|endoftext|>\\n", "n": 1}');
+  fs.writeFileSync(rest[0], records.join('\n') + '\n', 'utf8');
 } else if (mode === 'ranks') {
   // The package's GPT-2 ranks are stored compressed ("! OFFSET base64 base64 ..."); a ranks file has one a line.
   const stored = JSON.parse(fs.readFileSync(require.resolve('tiktoken/encoders/gpt2.json'), 'utf8'));

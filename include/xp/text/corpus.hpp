@@ -32,8 +32,9 @@ std::vector<WorkUnit> split_units(const std::vector<Segment>& segments, size_t u
 
 class CorpusReader {
  public:
-  // INPUT.jsonl files are JSON Lines, others plain text. Throws InputError when a file cannot be read.
-  explicit CorpusReader(std::vector<std::string> paths);
+  // INPUT.jsonl files are JSON Lines, others plain text, read block_bytes at a time. Throws InputError
+  // when a file cannot be read.
+  explicit CorpusReader(std::vector<std::string> paths, size_t block_bytes = size_t{16} << 20);
   // Replaces `batch` by the next segments, about `bytes` of text in all; false when nothing is left.
   // Throws InputError naming the file and byte offset of invalid UTF-8, or the line of bad JSON.
   bool read_batch(size_t bytes, std::vector<Segment>& batch);
@@ -47,6 +48,7 @@ class CorpusReader {
   void check_utf8(std::string_view text, uint64_t file_offset, bool more_follows, size_t* valid_end) const;
 
   std::vector<std::string> paths_;
+  size_t block_bytes_;
   size_t index_ = 0;  // the file being read
   std::ifstream in_;
   bool jsonl_ = false, document_started_ = false;
