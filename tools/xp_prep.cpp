@@ -119,13 +119,14 @@ class Progress {
   explicit Progress(uint64_t total_bytes) : total_(total_bytes), start_(Clock::now()), last_(start_) {}
   void update(uint64_t done, size_t tokens, bool final = false) {
     const auto now = Clock::now();
-    if (!final && now - last_ < std::chrono::seconds(1)) return;
+    if (final ? !tty_ : now - last_ < std::chrono::seconds(1)) return;  // a log gets the summary line instead
     last_ = now;
     const double seconds = std::chrono::duration<double>(now - start_).count();
     const double rate = seconds > 0 ? done / seconds : 0.0;
     const double eta = rate > 0 && total_ > done ? (total_ - done) / rate : 0.0;
     std::fprintf(stderr, "%sxp_prep: %.1f / %.1f MB, %zu tokens, %.1f MB/s, ETA %.0f s%s", tty_ ? "\r" : "",
                  done / 1e6, total_ / 1e6, tokens, rate / 1e6, eta, tty_ && !final ? "" : "\n");
+    std::fflush(stderr);
   }
   double seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
