@@ -31,7 +31,8 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-int usage() {
+int usage(const std::string& problem) {
+  std::fprintf(stderr, "xp_prep: %s\n", problem.c_str());
   std::fprintf(stderr,
                "usage: xp_prep [--tokenizer byte|gpt2] [--vocab PATH] [--threads N] INPUT... OUT_PREFIX\n"
                "               [val_fraction=0.1] [shard_tokens=100000000]\n"
@@ -50,7 +51,8 @@ struct Options {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 };
 
-bool parse(int argc, char** argv, Options& options) {
+// "" when the arguments are usable, else what is wrong with them.
+std::string parse(int argc, char** argv, Options& options) {
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
     const std::string argument = argv[i];
@@ -60,17 +62,21 @@ bool parse(int argc, char** argv, Options& options) {
     else if (argument == "--threads" && has_value) options.threads = std::atoi(argv[++i]);
     else if (argument.rfind("val_fraction=", 0) == 0) options.val_fraction = std::atof(argument.c_str() + 13);
     else if (argument.rfind("shard_tokens=", 0) == 0) options.shard_tokens = std::strtoull(argument.c_str() + 13, nullptr, 10);
-    else if (argument.rfind("--", 0) == 0) return false;
+    else if (argument.rfind("--", 0) == 0) return "unknown option or missing value: " + argument;
     else positional.push_back(argument);
   }
-  if (positional.size() < 2) return false;
+  if (positional.size() < 2) return "give at least one INPUT and the OUT_PREFIX";
   options.prefix = positional.back();
   positional.pop_back();
   options.inputs = positional;
-  if (options.tokenizer != "byte" && options.tokenizer != "gpt2") return false;
-  if ((options.tokenizer == "gpt2") != !options.vocab.empty()) return false;  // --vocab goes with gpt2 only
-  return options.val_fraction >= 0.0 && options.val_fraction < 1.0 && options.shard_tokens > 0 &&
-         options.shard_tokens <= 2'000'000'000 && options.threads > 0;
+  if (options.tokenizer != "byte" && options.tokenizer != "gpt2")
+    return "--tokenizer is byte or gpt2, not '" + options.tokenizer + "'";
+  if (options.tokenizer == "gpt2" && options.vocab.empty()) return "--tokenizer gpt2 needs --vocab PATH";
+  if (options.tokenizer == "byte" && !options.vocab.empty()) return "--vocab goes with --tokenizer gpt2";
+  if (options.val_fraction < 0.0 || options.val_fraction >= 1.0) return "val_fraction must be in [0, 1)";
+  if (options.shard_tokens == 0 || options.shard_tokens > 2'000'000'000) return "shard_tokens must be 1..2000000000";
+  if (options.threads <= 0) return "--threads must be at least 1";
+  return "";
 }
 
 // Tokens of the whole corpus, in document order, kept in a file beside the output until the total (and so
@@ -216,7 +222,8 @@ int run(const Options& options) {
 
 int main(int argc, char** argv) {
   Options options;
-  if (!parse(argc, argv, options)) return usage();
+  const std::string problem = parse(argc, argv, options);
+  if (!problem.empty()) return usage(problem);
   try {
     return run(options);
   } catch (const xp::InputError& error) {

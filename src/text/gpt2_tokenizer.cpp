@@ -12,8 +12,9 @@
 namespace xp {
 namespace {
 
-// Unicode White_Space, which is what `\s` means in tiktoken's (Rust) regex; PCRE2's `\s` under UCP leaves
-// out U+0085, so the class is spelled out. Otherwise this is GPT-2's pattern as tiktoken has it.
+// Unicode White_Space, which is what `\s` means in tiktoken's (Rust) regex. PCRE2 10.42's `\s` under UCP
+// also takes U+180E (a separator before Unicode 6.3), so the class is spelled out; checked over every code
+// point. Otherwise this is GPT-2's pattern as tiktoken has it.
 #define XP_WS "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 constexpr const char* gpt2_pattern_text =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" XP_WS "\\p{L}\\p{N}]+|[" XP_WS "]+(?![^" XP_WS "])|[" XP_WS "]+";

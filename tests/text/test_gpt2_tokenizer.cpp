@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 const std::string nasty =
     "Hello world! It's naïve, isn't it? We're sure they've gone; I'm told you'll see, he'd say.\r\n"
     "IT'S LOUD   and    spaced\t\ttabs  \n\n\n  Ελληνικά, Русский, العربية, עִבְרִית, हिन्दी, ภาษาไทย, 中文, "
-    "日本語のカタカナ, 한국어 👍🏽 👨‍👩‍👧‍👦 🇫🇷 e\u0301 x²  Ⅻ ٣٤٥ 1234567890123 3.14159 1,000,000\u0085next\u00a0nb\u3000wide\n"
+    "日本語のカタカナ, 한국어 👍🏽 👨‍👩‍👧‍👦 🇫🇷 e\u0301 x²  Ⅻ ٣٤٥ 1234567890123 3.14159 1,000,000\u0085next\u00a0nb\u3000wide \u180e\n"
     "<|endoftext|> a<|endoftext|>b ''s 'S  '  rock 'n' roll it’s    \r\n        99999999999999999999  end   \n  ";
 
 std::string slurp(const std::string& path) {
