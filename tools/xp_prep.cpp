@@ -22,9 +22,7 @@
 #include "xp/core/error.hpp"
 #include "xp/io/shards.hpp"
 #include "xp/text/corpus.hpp"
-#ifdef XP_HAVE_GPT2_BPE
 #include "xp/text/gpt2_tokenizer.hpp"
-#endif
 
 namespace {
 
@@ -146,14 +144,10 @@ int run(const Options& options) {
   std::unique_ptr<xp::Gpt2Tokenizer> gpt2;
   int32_t tokenizer_id = xp::shard_tokenizer_byte, vocab_size = 256;
   if (options.tokenizer == "gpt2") {
-#ifdef XP_HAVE_GPT2_BPE
     gpt2 = std::make_unique<xp::Gpt2Tokenizer>(xp::Gpt2Tokenizer::load(options.vocab));
     tokenizer_id = xp::shard_tokenizer_gpt2;
     vocab_size = gpt2->vocab_size();
     if (vocab_size > 65536) throw xp::InputError("vocabulary of " + std::to_string(vocab_size) + " tokens: shards hold uint16");
-#else
-    throw xp::InputError("this xp_prep was built without PCRE2 (libpcre2-dev), which the gpt2 tokenizer needs");
-#endif
   }
   const fs::path parent = fs::path(options.prefix).parent_path();
   std::error_code error;

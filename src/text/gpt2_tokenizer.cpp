@@ -1,8 +1,11 @@
 // GPT-2 BPE: PCRE2 splits text into pieces with GPT-2's pattern, each piece's bytes are merged by rank.
-#define PCRE2_CODE_UNIT_WIDTH 8
+// A build without PCRE2 (XP_HAVE_PCRE2 unset) still loads vocabularies and decodes; its encoder refuses.
 #include "xp/text/gpt2_tokenizer.hpp"
 
+#ifdef XP_HAVE_PCRE2
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#endif
 
 #include <algorithm>
 #include <climits>
@@ -10,6 +13,7 @@
 #include "xp/core/error.hpp"
 
 namespace xp {
+#ifdef XP_HAVE_PCRE2
 namespace {
 
 // Unicode White_Space, which is what `\s` means in tiktoken's (Rust) regex. PCRE2 10.42's `\s` under UCP
@@ -52,6 +56,9 @@ struct Gpt2Encoder::Matcher {
     pcre2_jit_stack_free(stack);
   }
 };
+#else
+struct Gpt2Encoder::Matcher {};
+#endif
 
 std::string Gpt2Tokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string text;
@@ -97,6 +104,9 @@ void Gpt2Tokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& i
 }
 
 Gpt2Encoder::Gpt2Encoder(const Gpt2Tokenizer& tokenizer) : tokenizer_(&tokenizer), matcher_(new Matcher) {
+#ifndef XP_HAVE_PCRE2
+  throw InputError("this build has no PCRE2 (install libpcre2-dev and rebuild): GPT-2 text can be decoded, not encoded");
+#else
   const pcre2_code* code = gpt2_pattern();
   matcher_->data = pcre2_match_data_create_from_pattern(code, nullptr);
   matcher_->context = pcre2_match_context_create(nullptr);
@@ -104,12 +114,14 @@ Gpt2Encoder::Gpt2Encoder(const Gpt2Tokenizer& tokenizer) : tokenizer_(&tokenizer
   matcher_->stack = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, nullptr);
   XP_REQUIRE(matcher_->data && matcher_->context && matcher_->stack, "out of memory for PCRE2's match state");
   pcre2_jit_stack_assign(matcher_->context, nullptr, matcher_->stack);
+#endif
 }
 
 Gpt2Encoder::~Gpt2Encoder() = default;
 Gpt2Encoder::Gpt2Encoder(Gpt2Encoder&&) noexcept = default;
 
 void Gpt2Encoder::encode_range(std::string_view text, size_t begin, size_t end, std::vector<int32_t>& ids) {
+#ifdef XP_HAVE_PCRE2
   const pcre2_code* code = gpt2_pattern();
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   constexpr size_t cache_limit = size_t{1} << 18, cached_length = 32;
@@ -135,6 +147,9 @@ void Gpt2Encoder::encode_range(std::string_view text, size_t begin, size_t end, 
     }
     ids.insert(ids.end(), found->second.begin(), found->second.end());
   }
+#else
+  (void)text, (void)begin, (void)end, (void)ids;  // no encoder is ever constructed
+#endif
 }
 
 }  // namespace xp
