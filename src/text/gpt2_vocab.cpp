@@ -53,7 +53,7 @@ std::string read_file(const fs::path& path) {
 
 bool base64_decode(std::string_view text, std::string& out) {
   out.clear();
-  int bits = 0, value = 0;
+  unsigned bits = 0, value = 0;  // value keeps only the bits not yet written
   for (char c : text) {
     int digit;
     if (c >= 'A' && c <= 'Z') digit = c - 'A';
@@ -63,7 +63,7 @@ bool base64_decode(std::string_view text, std::string& out) {
     else if (c == '/') digit = 63;
     else if (c == '=') break;
     else return false;
-    value = (value << 6) | digit;
+    value = ((value << 6) | static_cast<unsigned>(digit)) & 0xFFFu;
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
