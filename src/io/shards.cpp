@@ -74,6 +74,10 @@ ShardSource::ShardSource(const std::string& pattern, const std::string& key, int
       throw InputError("token shard '" + path + "' holds " + std::to_string(info.tokens) +
                        " tokens, fewer than one global batch needs (" + std::to_string(needed) +
                        "); lower batch_size, grad_accum_steps or seq_len, or write larger shards");
+    if (info.vocab_size > vocab_size)  // xp_prep recorded the tokenizer: a mismatch is known before step 1
+      throw InputError("token shard '" + path + "' was made by the " + shard_tokenizer_name(info.tokenizer) +
+                       " tokenizer, vocabulary " + std::to_string(info.vocab_size) + ", larger than vocab_size = " +
+                       std::to_string(vocab_size) + "; set vocab_size = " + std::to_string(info.vocab_size));
     shards_.push_back(info);
   }
 }

@@ -57,6 +57,14 @@ TEST(Shards, HeaderRecordsTheTokenizer) {
   EXPECT_EQ(read_shard_header(dir.file("plain.bin")).vocab_size, 0);
 }
 
+TEST(Shards, RecordedVocabularyLargerThanTheModelsIsNamed) {
+  ScratchDir dir("xp_shards");
+  write_shard(dir.file("gpt2.bin"), counting(100), shard_tokenizer_gpt2, 50257);
+  const std::string message = input_error([&] { ShardSource(dir.file("*.bin"), "train_data", 4, 256, 1); });
+  EXPECT_NE(message.find("gpt2 tokenizer, vocabulary 50257, larger than vocab_size = 256"), std::string::npos) << message;
+  ShardSource(dir.file("*.bin"), "train_data", 4, 50304, 1);  // a padded vocabulary holds it
+}
+
 TEST(Shards, HeaderGivesTheTokenCount) {
   const ScratchDir dir("xp_test_shards");
   write_shard(dir.file("a.bin"), counting(300));
