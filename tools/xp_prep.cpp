@@ -94,20 +94,28 @@ class TokenSpool {
     count_ += tokens.size();
   }
   size_t count() const { return count_; }
-  // Tokens [first, first + count) as shards PREFIX_SPLIT_NNNNNN.bin of shard_tokens each.
+  // Tokens [first, first + count) as shards PREFIX_SPLIT_NNNNNN.bin of shard_tokens each. Shards left by an
+  // earlier run with the same prefix past the last one written are removed: the glob would read them.
   void write_shards(const Options& options, const char* split, size_t first, size_t count, int32_t tokenizer,
                     int32_t vocab_size) {
+    auto shard_path = [&](size_t index) {
+      char suffix[32];
+      std::snprintf(suffix, sizeof suffix, "_%s_%06zu.bin", split, index);
+      return options.prefix + suffix;
+    };
     std::fseek(file_, static_cast<long>(first * sizeof(uint16_t)), SEEK_SET);
-    for (size_t done = 0, index = 0; done < count; ++index) {
+    size_t index = 0;
+    for (size_t done = 0; done < count; ++index) {
       std::vector<uint16_t> shard(std::min(options.shard_tokens, count - done));
       if (std::fread(shard.data(), sizeof(uint16_t), shard.size(), file_) != shard.size())
         throw xp::InputError("cannot read back '" + path_ + "'");
-      char suffix[32];
-      std::snprintf(suffix, sizeof suffix, "_%s_%06zu.bin", split, index);
-      const std::string path = options.prefix + suffix;
-      xp::write_shard(path, shard, tokenizer, vocab_size);
-      std::printf("xp_prep: wrote %s (%zu tokens)\n", path.c_str(), shard.size());
+      xp::write_shard(shard_path(index), shard, tokenizer, vocab_size);
+      std::printf("xp_prep: wrote %s (%zu tokens)\n", shard_path(index).c_str(), shard.size());
       done += shard.size();
+    }
+    for (; fs::exists(shard_path(index)); ++index) {
+      fs::remove(shard_path(index));
+      std::printf("xp_prep: removed %s (left by an earlier run)\n", shard_path(index).c_str());
     }
   }
 

