@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
@@ -163,6 +164,7 @@ int run(const Options& options) {
   xp::CorpusReader reader(options.inputs);
   TokenSpool spool(options.prefix + ".xp_prep_tokens.tmp");
   Progress progress(reader.total_bytes());
+  const std::clock_t cpu_start = std::clock();
   std::vector<std::unique_ptr<xp::Gpt2Encoder>> encoders;
   for (int t = 0; gpt2 && t < options.threads; ++t) encoders.push_back(std::make_unique<xp::Gpt2Encoder>(*gpt2));
   constexpr size_t batch_bytes = size_t{64} << 20, max_unit = size_t{1} << 20, min_unit = size_t{64} << 10;
@@ -214,9 +216,14 @@ int run(const Options& options) {
   const size_t val_tokens = static_cast<size_t>(options.val_fraction * total);
   spool.write_shards(options, "train", 0, total - val_tokens, tokenizer_id, vocab_size);
   spool.write_shards(options, "val", total - val_tokens, val_tokens, tokenizer_id, vocab_size);
-  std::printf("xp_prep: %s tokenizer, %zu documents, %.1f MB, %zu tokens (%zu val) in %.2f s (%.1f MB/s, %d threads)\n",
+  // CPU seconds of all threads since the vocabulary was loaded: on a shared machine, MB per CPU second says
+  // more about the encoder than the wall clock does.
+  const double cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+  std::printf("xp_prep: %s tokenizer, %zu documents, %.1f MB, %zu tokens (%zu val) in %.2f s (%.1f MB/s, %d threads;"
+              " %.2f CPU s, %.1f MB per CPU s)\n",
               options.tokenizer.c_str(), documents, reader.bytes_read() / 1e6, total, val_tokens, progress.seconds(),
-              reader.bytes_read() / 1e6 / std::max(progress.seconds(), 1e-9), options.threads);
+              reader.bytes_read() / 1e6 / std::max(progress.seconds(), 1e-9), options.threads, cpu_seconds,
+              reader.bytes_read() / 1e6 / std::max(cpu_seconds, 1e-9));
   return 0;
 }
 
