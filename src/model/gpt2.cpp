@@ -112,11 +112,12 @@ void GPT2::block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bo
   const int N = B * T;
   Real* scratch = grad_act(g_.scratch);
   Real* fch_gelu = grad_act(g_.gelu);  // recomputed in backward rather than kept
-  // In recompute, a step runs only where its output is not kept: the same kernels on the same inputs
-  // give the forward's bits again, statistics included.
+  // In recompute, a step runs only where its output is not kept (kept tensors are never rewritten): the
+  // same kernels on the same inputs give the forward's bits again, statistics included. qkv holds this
+  // rank's heads.
   auto run = [recompute](const BlockTensor& out) { return !recompute || !out.kept; };
   if (run(a_.ln1)) layernorm_fwd(x.ln1, x.ln1_mean, x.ln1_rstd, x.residual, weight(w.ln1_w), weight(w.ln1_b), N, C);
-  if (run(a_.qkv)) column_parallel_fwd(x.qkv, x.ln1, weight(w.qkv_w), weight(w.qkv_b), N, C, 3 * CL);  // this rank's heads
+  if (run(a_.qkv)) column_parallel_fwd(x.qkv, x.ln1, weight(w.qkv_w), weight(w.qkv_b), N, C, 3 * CL);
   if (run(a_.atty)) attention_fwd(x.atty, x.att, x.qkv, B, T, CL, NH);
   if (run(a_.residual2)) {
     row_parallel_fwd(scratch, x.atty, weight(w.proj_w), N, CL, C, tp_);

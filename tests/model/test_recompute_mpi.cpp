@@ -22,13 +22,19 @@ using xp::test::world_size;
 struct Case {
   const char* name;
   int dp, tp, pp, zero_stage;
+  int n_embd = 32, n_head = 4;  // head size 8; 128 and 2 give head size 64 (the fused attention on GPU)
 };
 
 // Each runs where the world size is dp·tp·pp. Two micro-batches per step: with pp 2 the first stage keeps
 // both in flight, so one micro-batch's forward runs between another's forward and its recomputation.
 const std::vector<Case> cases = {
-    {"one rank", 1, 1, 1, 0},          {"pp 2", 1, 1, 2, 0},           {"dp 2, ZeRO-1", 2, 1, 1, 1},
-    {"tp 2 × pp 2", 1, 2, 2, 0},       {"tp 2 × pp 2 × dp 2", 2, 2, 2, 0}, {"tp 2 × pp 2 × dp 2, ZeRO-1", 2, 2, 2, 1},
+    {"one rank", 1, 1, 1, 0},
+    {"one rank, head size 64", 1, 1, 1, 0, 128, 2},
+    {"pp 2", 1, 1, 2, 0},
+    {"dp 2, ZeRO-1", 2, 1, 1, 1},
+    {"tp 2 × pp 2", 1, 2, 2, 0},
+    {"tp 2 × pp 2 × dp 2", 2, 2, 2, 0},
+    {"tp 2 × pp 2 × dp 2, ZeRO-1", 2, 2, 2, 1},
 };
 constexpr int steps = 3;
 
@@ -47,6 +53,8 @@ std::vector<float> host_copy(const xp::FloatBuffer& buffer) {
 RunRecord train(const Case& c, xp::Recompute recompute, const std::string& mode) {
   xp::Config config = xp::test::tiny_config(xp::test::temp_path("xp_recompute_" + mode + "_np" +
                                                                 std::to_string(world_size())));
+  config.model.n_embd = c.n_embd;
+  config.model.n_head = c.n_head;
   config.train.steps = steps;
   config.train.batch_size = 2;
   config.train.grad_accum_steps = 2;
