@@ -94,7 +94,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   });
 
   model_ = std::make_unique<GPT2>(config.model, plan_.placement, grid_->tp(), plan_.micro_batch, plan_.slots,
-                                  plan_.shard.buffer_size);
+                                  plan_.recompute, plan_.shard.buffer_size);
   model_->init_weights(config.train.seed, config.train.init_std, threads);
   optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero);
   sequences_.resize(int64_t{config.train.batch_size} * (config.model.seq_len + 1));
