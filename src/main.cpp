@@ -9,6 +9,7 @@
 #include "xp/core/device.hpp"
 #include "xp/core/error.hpp"
 #include "xp/core/runtime.hpp"
+#include "xp/io/text_codec.hpp"
 #include "xp/train/fit_check.hpp"
 #include "xp/train/trainer.hpp"
 
@@ -58,6 +59,8 @@ int main(int argc, char** argv) {
       if (runtime.rank() == 0) std::fputs(report.c_str(), stdout);
       return 0;
     }
+    // Which tokenizer made the data, before the run records its config: samples and xp_generate decode with it.
+    xp::agree_on_setup(MPI_COMM_WORLD, [&] { xp::resolve_tokenizer(config); });
     runtime.start_device();
     xp::Trainer trainer(config, MPI_COMM_WORLD);
     trainer.run();

@@ -2,15 +2,19 @@
 //   [mpirun -np N] xp_generate CKPT_DIR --prompt TEXT --tokens N [--temperature T] [--top_k K] [--seed S]
 // N ranks form one tensor-parallel group (n_head and the padded vocabulary must divide by N); the
 // checkpoint may come from any (dp, tp, pp) layout: each rank reads its tp slice of every tensor.
-// Standard output gets the prompt and its continuation; diagnostics go to standard error.
+// Standard output gets the prompt and its continuation; diagnostics go to standard error. The tokenizer
+// is the one the checkpoint's run recorded (data.tokenizer, data.vocab); --vocab names the vocabulary's
+// files where the recorded path is absent or moved.
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "xp/config/deck.hpp"
 #include "xp/core/allocation.hpp"
 #include "xp/core/error.hpp"
 #include "xp/core/host_copy.hpp"
@@ -29,15 +33,18 @@
 namespace {
 
 const char* usage_text =
-    "usage: [mpirun -np N] xp_generate CKPT_DIR --prompt TEXT --tokens N [--temperature T] [--top_k K] [--seed S]\n"
+    "usage: [mpirun -np N] xp_generate CKPT_DIR --prompt TEXT --tokens N [--temperature T] [--top_k K] [--seed S] [--vocab DIR] [--ids]\n"
     "  --temperature T  softmax temperature, 0 = greedy (default 1)\n"
     "  --top_k K        sample among the K most likely tokens, 0 = all (default 0)\n"
     "  --seed S         seed of the draws (default 1337); the same seed gives the same text in any tp layout\n"
+    "  --vocab DIR      GPT-2 vocabulary (vocab.json + merges.txt, encoder.json + vocab.bpe, or a ranks file) for a\n"
+    "                   checkpoint of gpt2 data; default: the path its run recorded\n"
+    "  --ids            also write the prompt's and the generated token ids to standard error\n"
     "N ranks split the model tensor-parallel (N must divide n_head); pipeline stages are not used.\n";
 
 struct Options {
-  std::string checkpoint, prompt;
-  bool has_prompt = false;
+  std::string checkpoint, prompt, vocab;
+  bool has_prompt = false, ids = false;
   int tokens = -1;
   xp::SamplingSettings sampling{1.0, 0, 1337};
 };
@@ -77,6 +84,8 @@ Options parse(int argc, char** argv) {
     } else if (argument == "--tokens") options.tokens = static_cast<int>(integer(argument, value(), 1, 1 << 30));
     else if (argument == "--temperature") options.sampling.temperature = number(argument, value(), 0, 100);
     else if (argument == "--top_k") options.sampling.top_k = static_cast<int>(integer(argument, value(), 0, 1 << 30));
+    else if (argument == "--vocab") options.vocab = value();
+    else if (argument == "--ids") options.ids = true;
     else if (argument == "--seed") options.sampling.seed = integer(argument, value(), 0, UINT64_MAX);
     else if (argument.rfind("-", 0) == 0) throw xp::InputError("unknown option '" + argument + "'\n" + usage_text);
     else if (options.checkpoint.empty()) options.checkpoint = argument;
@@ -113,7 +122,17 @@ int main(int argc, char** argv) {
         throw xp::InputError(std::to_string(tp_size) + " ranks cannot split this model tensor-parallel: n_head " +
                              std::to_string(model.n_head) + " and the padded vocabulary " +
                              std::to_string(model.padded_vocab()) + " must both divide by the rank count");
-      codec = xp::make_text_codec("byte", model.vocab_size);  // the BPE codec plugs in here once runs record it
+      // The run's tokenizer, as its config recorded it (checkpoints from before the key: byte).
+      std::string tokenizer = xp::config_string(state.config_toml, "data", "tokenizer", "byte");
+      if (tokenizer == "auto") tokenizer = "byte";  // a Trainer driven without xp_train's start-up resolution
+      const std::string vocab =
+          options.vocab.empty() ? xp::config_string(state.config_toml, "data", "vocab", "") : options.vocab;
+      try {
+        codec = xp::make_text_codec(tokenizer, model.vocab_size, vocab);
+      } catch (const xp::InputError& error) {
+        throw xp::InputError("checkpoint '" + options.checkpoint + "' was trained on " + tokenizer + " tokens: " +
+                             error.what() + (options.vocab.empty() ? " (give --vocab DIR)" : ""));
+      }
       prompt = codec->encode(options.prompt);
       if (prompt.empty()) throw xp::InputError("--prompt is empty: generation needs at least one prompt token");
       if (int64_t(prompt.size()) + options.tokens > model.seq_len)
@@ -151,6 +170,14 @@ int main(int argc, char** argv) {
         std::fwrite(text.data(), 1, text.size(), stdout);
         if (text.empty() || text.back() != '\n') std::fputc('\n', stdout);
         std::fflush(stdout);
+        if (options.ids) {  // the tokens behind the text, for checking a tokenizer against another
+          using Ids = std::pair<const char*, const std::vector<int32_t>*>;
+          for (const Ids& ids : {Ids{"prompt", &prompt}, Ids{"generated", &tokens}}) {
+            std::fprintf(stderr, "xp_generate: %s ids:", ids.first);
+            for (const int32_t id : *ids.second) std::fprintf(stderr, " %d", id);
+            std::fputc('\n', stderr);
+          }
+        }
         const double seconds = std::chrono::duration<double>(done - loaded).count();
         std::fprintf(stderr,
                      "xp_generate: %s (step %lld): n_layer %d n_head %d n_embd %d, tp=%d; %d tokens in %.3f s "

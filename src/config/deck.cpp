@@ -249,4 +249,10 @@ std::string config_summary(const std::string& toml_text) {
   return summary.str();
 }
 
+std::string config_string(const std::string& toml_text, const std::string& section, const std::string& key,
+                          const std::string& fallback) {
+  const toml::table config = toml::parse(toml_text);
+  return config[section][key].value_or(fallback);
+}
+
 }  // namespace xp

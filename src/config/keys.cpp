@@ -1,4 +1,5 @@
 // The table of input-deck keys: name, table, type, help, and how each sets and shows its field.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -126,6 +127,22 @@ DeckKey string_key(const char* name, const char* section, const char* help, Fiel
   return key;
 }
 
+// A string key limited to a fixed set of words (kept as the word: code that takes tokenizer names reads it).
+DeckKey word_key(const char* name, const char* section, const char* help, Field<std::string> field,
+                 std::vector<std::string> words) {
+  DeckKey key = string_key(name, section, help, field);
+  key.type.clear();
+  for (const std::string& word : words) key.type += (key.type.empty() ? "" : " | ") + word;
+  key.set = [name, field, words, type = key.type](Config& config, const DeckValue& value) {
+    if (value.kind == DeckValue::Kind::String && std::find(words.begin(), words.end(), value.text) != words.end()) {
+      field(config) = value.text;
+      return;
+    }
+    bad_value(value, name, type);
+  };
+  return key;
+}
+
 // A key whose value is one of a fixed set of words, stored as the enum value at the same index.
 template <class E>
 DeckKey choice_key(const char* name, const char* section, const char* help, Field<E> field,
@@ -240,6 +257,13 @@ std::vector<DeckKey> make_keys() {
   keys.push_back(integer_key<int>("synthetic_branching", "data",
                                   "successors per token of the synthetic source (loss floor ln of it)",
                                   [](Config& c) -> int& { return c.data.synthetic_branching; }, 1));
+  keys.push_back(word_key("tokenizer", "data",
+                          "tokenizer of the data, for samples and the checkpoint; auto = the shards' header says",
+                          [](Config& c) -> std::string& { return c.data.tokenizer; }, {"auto", "byte", "gpt2"}));
+  keys.push_back(string_key("vocab", "data",
+                            "GPT-2 vocabulary: folder with vocab.json + merges.txt (or encoder.json + vocab.bpe) "
+                            "or a tiktoken ranks file; needed when the tokenizer is gpt2",
+                            [](Config& c) -> std::string& { return c.data.vocab; }));
 
   keys.push_back(integer_key<int>("tp_size", "parallel", "tensor-parallel ranks",
                                   [](Config& c) -> int& { return c.parallel.tp_size; }, 1, "auto"));

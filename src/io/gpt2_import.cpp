@@ -213,6 +213,7 @@ int write_gpt2_checkpoint(const Gpt2Safetensors& weights, const std::string& out
   const ParallelGrid grid(MPI_COMM_SELF, Layout{1, 1, 1});
   Config config;
   config.model = model;
+  config.data.tokenizer = "gpt2";  // GPT-2's weights speak its BPE; xp_generate --vocab names the files
   CheckpointState state;
   state.layout = grid.layout();
   state.config_toml = config_to_toml(config);

@@ -21,8 +21,7 @@ TrainingSampler::TrainingSampler(const Config& config, const ParallelGrid& grid,
       throw InputError("sample_every = " + std::to_string(settings_.sample_every) + " needs pp_stages = 1, this run has " +
                        std::to_string(grid.layout().pp) + " pipeline stages: set sample_every = 0 and run xp_generate "
                        "on a checkpoint of this run (it loads any layout)");
-    // The data's tokenizer: byte-level until runs record theirs (a BPE codec plugs in here).
-    codec_ = make_text_codec("byte", config.model.vocab_size);
+    codec_ = make_run_text_codec(config);  // the data's tokenizer (xp_train resolved it at start-up)
     prompt_ = codec_->encode(settings_.sample_prompt);
     if (prompt_.empty()) throw InputError("sample_prompt is empty: a sample needs at least one prompt token");
     const int64_t total = int64_t(prompt_.size()) + settings_.sample_tokens;

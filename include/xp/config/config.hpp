@@ -40,6 +40,8 @@ struct DataConfig {
   int64_t eval_every = 0;        // steps between validation passes; 0 = never
   int eval_batches = 4;          // micro-batches per replica in one validation pass
   int synthetic_branching = 4;   // successors per token in the synthetic source; loss floor ln(this)
+  std::string tokenizer = "auto";  // byte | gpt2 | auto (the shards' header says; synthetic data is byte)
+  std::string vocab;             // GPT-2 vocabulary (folder or ranks file) to decode samples; needed for gpt2
 };
 
 // Activation recomputation (issue: 30–40 B on one node): none keeps every activation backward needs;

@@ -60,4 +60,9 @@ std::string closest_key(const std::string& name);
 // configuration in TOML (config_to_toml); throws on text that does not parse.
 std::string config_summary(const std::string& toml_text);
 
+// The string `section.key` of a resolved configuration in TOML, or `fallback` when it has none (a
+// checkpoint written before the key existed); throws on text that does not parse.
+std::string config_string(const std::string& toml_text, const std::string& section, const std::string& key,
+                          const std::string& fallback);
+
 }  // namespace xp
