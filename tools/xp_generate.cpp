@@ -127,6 +127,10 @@ int main(int argc, char** argv) {
       if (tokenizer == "auto") tokenizer = "byte";  // a Trainer driven without xp_train's start-up resolution
       const std::string vocab =
           options.vocab.empty() ? xp::config_string(state.config_toml, "data", "vocab", "") : options.vocab;
+      if (tokenizer == "gpt2" && vocab.empty())  // e.g. an xp_ckpt import of Hugging Face's weights
+        throw xp::InputError("checkpoint '" + options.checkpoint + "' holds a model of gpt2 tokens and records no "
+                             "vocabulary: give --vocab DIR (vocab.json + merges.txt, encoder.json + vocab.bpe, or a "
+                             "tiktoken ranks file)");
       try {
         codec = xp::make_text_codec(tokenizer, model.vocab_size, vocab);
       } catch (const xp::InputError& error) {

@@ -84,7 +84,8 @@ std::unique_ptr<TextCodec> make_text_codec(const std::string& tokenizer, int voc
     }();
     if (loaded.vocab_size() > vocab_size)
       throw InputError("vocab '" + vocab + "' has " + std::to_string(loaded.vocab_size()) +
-                       " tokens, more than the model's vocab_size " + std::to_string(vocab_size));
+                       " tokens, more than the model's vocab_size " + std::to_string(vocab_size) +
+                       "; set vocab_size = " + std::to_string(loaded.vocab_size()));
     return std::make_unique<Gpt2Codec>(std::move(loaded));
   }
   throw InputError("unknown tokenizer '" + tokenizer + "' (allowed: byte, gpt2)");
