@@ -28,7 +28,7 @@ for i in $(seq 1 150); do
 done >"$work/own.txt"
 "$xp_prep" --tokenizer gpt2 --vocab "$vocab" "$work/own.txt" "$work/own" val_fraction=0.2 >/dev/null
 
-prompt="Café 日本"  # characters of several bytes and of several tokens
+prompt="Café 日本 <|endoftext|>"  # characters of several bytes and tokens; the special token as ordinary text
 model=(model=custom n_layer=1 n_head=2 n_embd=32 seq_len=64 vocab_size=50257 batch_size=2 log_every=100)
 data=(train_data="$work/own_train_*.bin" val_data="$work/own_val_*.bin" eval_every=0)
 sample=(sample_every=4 sample_tokens=24 temperature=0.9 top_k=40 "sample_prompt=$prompt")
