@@ -18,6 +18,7 @@
 #include "xp/core/runtime.hpp"
 #include "xp/io/checkpoint.hpp"
 #include "xp/io/hdf5_version.hpp"
+#include "xp/kernels/elementwise.hpp"
 #if !defined(XP_ENABLE_CUDA)
 #include "xp/kernels/gemm.hpp"
 #endif
@@ -69,7 +70,13 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
     // Refuse to start a run that cannot fit, before allocating anything, and say which knob to turn.
     const MemoryPlan fit = check_fit(config, plan_, available_memory(config, host_ranks));
     if (!fit.fits) throw InputError("the model does not fit in memory:\n" + format_memory_table(fit, plan_.layout));
+    faults_ = faults_from_environment();
+    for (const Fault& fault : faults_)
+      if (fault.rank >= world_size)
+        throw InputError("XP_INJECT: rank " + std::to_string(fault.rank) + " does not exist in a job of " +
+                         std::to_string(world_size) + " ranks");
   });
+  guard_ = std::make_unique<StepGuard>(config.guard);
   grid_ = std::make_unique<ParallelGrid>(world, plan_.layout);
   const int threads = host_threads(config.parallel.threads, world);
 #if !defined(XP_ENABLE_CUDA)
@@ -130,6 +137,7 @@ void Trainer::resume_from(const std::string& dir) {
   model_->refresh_compute_weights();
   optimizer_->set_steps_taken(state.step);
   steps_done_ = last_checkpoint_ = state.step;
+  last_checkpoint_dir_ = dir;
   train_data_->cursor = state.train_cursor;
   if (grid_->world_rank() == 0)
     std::printf("xp_train: resumed from %s at step %lld (saved with dp=%d tp=%d pp=%d zero_stage=%d)\n", dir.c_str(),
@@ -154,8 +162,48 @@ std::string Trainer::save() {
   const std::string dir = save_checkpoint(config_.run.run_dir, *grid_, config_.model, model_->layout(), source, state,
                                           config_.run.keep_last, checkpoint_chunk_bytes_);
   last_checkpoint_ = steps_done_;
+  last_checkpoint_dir_ = dir;
   metrics_->message("xp_train: checkpoint " + dir);
+  if (rolls_back_in_memory()) keep_good_state();
   return dir;
+}
+
+bool Trainer::rolls_back_in_memory() const {
+  return config_.guard.on_bad_step == OnBadStep::Rollback && config_.guard.rollback_keep_in_memory;
+}
+
+void Trainer::keep_good_state() {
+  Kokkos::fence();
+  kept_.step = steps_done_;
+  kept_.cursor = train_data_->cursor;
+  kept_.params.resize(static_cast<size_t>(model_->layout().total()));
+  copy_to_host(model_->params, 0, 0, model_->layout().total(), kept_.params.data());
+  kept_.exp_avg = optimizer_->moment_copy(AdamMoment::ExpAvg);
+  kept_.exp_avg_sq = optimizer_->moment_copy(AdamMoment::ExpAvgSq);
+}
+
+void Trainer::roll_back(const DataCursor& past_bad) {
+  if (rolls_back_in_memory()) {
+    copy_from_host(kept_.params.data(), 0, model_->layout().total(), 0, model_->params);
+    model_->refresh_compute_weights();
+    const int64_t begin = plan_.shard.begin;
+    optimizer_->load_chunk(AdamMoment::ExpAvg, begin, begin + int64_t(kept_.exp_avg.size()), kept_.exp_avg.data());
+    optimizer_->load_chunk(AdamMoment::ExpAvgSq, begin, begin + int64_t(kept_.exp_avg_sq.size()),
+                           kept_.exp_avg_sq.data());
+    optimizer_->set_steps_taken(kept_.step);
+    steps_done_ = kept_.step;
+  } else {
+    resume_from(last_checkpoint_dir_);
+  }
+  train_data_->cursor = past_bad;
+}
+
+void Trainer::skip_batches(int64_t batches) {
+  const int64_t sequences = global_batch_sequences();
+  for (int64_t i = 0; i < batches; ++i) {
+    train_data_->align(sequences);
+    train_data_->advance(sequences);
+  }
 }
 
 int64_t Trainer::global_batch_sequences() const {
@@ -225,15 +273,22 @@ StepResult Trainer::step() {
   const auto start = clock::now();
   const int64_t sequences = global_batch_sequences();
   StepResult result;
+  result.step = steps_done_ + 1;
+  ++steps_run_;
 
   // Batch, forward and backward: this replica's micro-batches through the 1F1B pipeline schedule.
   model_->zero_grads();
   train_data_->align(sequences);
-  const double loss_sum = run_pipeline();
+  double loss_sum = run_pipeline();
   train_data_->advance(sequences);
 
   // Tie embedding grads: the first and the last stage each hold a gradient of the one wte.
   tie_embedding_grads();
+
+  // Faults of XP_INJECT (a test facility), then whether this rank's own gradients are finite: a NaN in
+  // a tensor only this tp rank holds, or in a replicated copy the norm counts elsewhere, is seen here.
+  loss_sum = inject_faults(faults_, result.step, grid_->world_rank(), *model_, loss_sum);
+  const bool grads_finite = std::isfinite(sum_squares(model_->grads.data(), model_->layout().total()));
 
   // Reduce grads over the data-parallel replicas (all-reduce, or reduce-scatter with ZeRO-1).
   optimizer_->reduce_gradients();
@@ -246,16 +301,57 @@ StepResult Trainer::step() {
   double grad_scale = 1.0;
   if (config_.train.grad_clip_norm > 0.0)
     grad_scale = std::min(1.0, config_.train.grad_clip_norm / (result.grad_norm + 1e-6));
-
-  // Optimizer step: AdamW on this rank's parameters; afterwards every replica has all updated weights.
   result.lr = learning_rate(config_.train, steps_done_);
-  optimizer_->step(result.lr, grad_scale);
+
+  // Guard: one collective gives every rank the same verdict before anything is updated.
+  const Verdict verdict = guard_->check(result.loss, result.grad_norm, grads_finite, grid_->world());
+  if (!verdict.bad()) {
+    // Optimizer step: AdamW on this rank's parameters; afterwards every replica has all updated weights.
+    optimizer_->step(result.lr, grad_scale);
+    ++steps_done_;
+  } else {
+    result.reason = verdict.reason;
+    handle_bad_step(result);
+  }
 
   Kokkos::fence();
   result.device_memory = device_memory_used();
-  ++steps_done_;
   result.ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
   return result;
+}
+
+void Trainer::handle_bad_step(StepResult& result) {
+  const GuardConfig& guard = config_.guard;
+  switch (guard.on_bad_step) {
+    case OnBadStep::Skip:
+      // The step counts (LR schedule, data) without an update; AdamW's count follows, as a resume would set it.
+      ++steps_done_;
+      optimizer_->set_steps_taken(steps_done_);
+      result.skipped = true;
+      return;
+    case OnBadStep::Stop:
+      result.stopped = true;
+      return;
+    case OnBadStep::Rollback:
+      if (!guard_->allow_rollback(steps_run_)) {
+        result.stopped = true;
+        result.reason += "; max_rollbacks = " + std::to_string(guard.max_rollbacks) + " rollbacks within " +
+                         std::to_string(guard.spike_window) + " steps were made already (at steps run " +
+                         guard_->rollback_history() + ")";
+        return;
+      }
+      // The data cursor is past this step's batch now: the rolled-back run never sees the batches since
+      // the good state.
+      const DataCursor past_bad = train_data_->cursor;
+      const int64_t bad_step = steps_done_ + 1;
+      roll_back(past_bad);
+      result.rolled_back = true;
+      metrics_->message("xp_train: step " + std::to_string(bad_step) + ": " + result.reason + ": rolled back to step " +
+                        std::to_string(steps_done_) + (rolls_back_in_memory() ? " (host copy)" : " (" +
+                        last_checkpoint_dir_ + ")") + ", data moved past the batches of steps " +
+                        std::to_string(steps_done_ + 1) + "-" + std::to_string(bad_step));
+      return;
+  }
 }
 
 double Trainer::evaluate() {
@@ -279,16 +375,42 @@ double Trainer::evaluate() {
 std::vector<double> Trainer::run() {
   std::vector<double> losses;
   bool stopped_by_signal = false;
+  // A rollback needs a good state from the start: the newest checkpoint (written now when there is
+  // none of this state yet), or its host copy.
+  if (config_.guard.on_bad_step == OnBadStep::Rollback) {
+    if (rolls_back_in_memory()) keep_good_state();
+    else if (last_checkpoint_ != steps_done_) save();
+  }
   while (steps_done_ < config_.train.steps) {
     const StepResult result = step();
     losses.push_back(result.loss);
-    StepRecord record{steps_done_, result.loss, result.lr, result.grad_norm, result.ms, -1.0};
+    StepRecord record;
+    record.step = result.step;
+    record.loss = result.loss;
+    record.lr = result.lr;
+    record.grad_norm = result.grad_norm;
+    record.ms = result.ms;
+    record.skipped = result.skipped;
+    record.rolled_back = result.rolled_back;
+    record.stopped = result.stopped;
+    record.reason = result.reason;
     peak_device_memory_ = std::max(peak_device_memory_, result.device_memory);
     if (device_build) record.device_memory_gib = double(peak_device_memory_ - device_memory_at_start_) / (1 << 30);
     const int64_t every = config_.data.eval_every;
-    if (every > 0 && (steps_done_ % every == 0 || steps_done_ == config_.train.steps)) record.val_loss = evaluate();
+    const bool updated = !result.rolled_back && !result.stopped;
+    if (updated && every > 0 && (steps_done_ % every == 0 || steps_done_ == config_.train.steps))
+      record.val_loss = evaluate();
     metrics_->record(record);
-    if (config_.run.checkpoint_every > 0 && steps_done_ % config_.run.checkpoint_every == 0) save();
+    if (result.stopped) {
+      std::signal(SIGTERM, SIG_DFL);
+      std::signal(SIGUSR1, SIG_DFL);
+      throw RunStopped("step " + std::to_string(result.step) + ": " + result.reason +
+                       ": the run stops (on_bad_step = " +
+                       (config_.guard.on_bad_step == OnBadStep::Stop ? "stop" : "rollback") +
+                       ") with the weights of step " + std::to_string(steps_done_) + "; newest checkpoint: " +
+                       (last_checkpoint_dir_.empty() ? "none" : last_checkpoint_dir_));
+    }
+    if (updated && config_.run.checkpoint_every > 0 && steps_done_ % config_.run.checkpoint_every == 0) save();
     // Every rank must stop after the same step, whichever of them got the signal.
     int signal = stop_signal, agreed = 0;
     XP_MPI_CHECK(MPI_Allreduce(&signal, &agreed, 1, MPI_INT, MPI_MAX, grid_->world()));
