@@ -117,7 +117,8 @@ void MetricsLog::record(const StepRecord& r) {
                "{\"step\": %lld, \"loss\": %s, \"lr\": %.7g, \"grad_norm\": %s, \"ms\": %.4f, "
                "\"tokens_per_s\": %.2f, \"tokens_per_s_per_rank\": %.2f, \"tflops\": %.6g, \"mfu\": %.6g, "
                "\"dp\": %d, \"tp\": %d, \"pp\": %d, \"eta_s\": %.1f",
-               static_cast<long long>(r.step), json_number(r.loss).c_str(), r.lr, json_number(r.grad_norm).c_str(), r.ms, tokens_per_s, tokens_per_s / ranks,
+               static_cast<long long>(r.step), json_number(r.loss).c_str(), r.lr, json_number(r.grad_norm).c_str(), r.ms,
+               tokens_per_s, tokens_per_s / ranks,
                flops / 1e12, mfu, layout_.dp, layout_.tp, layout_.pp, eta_s);
   if (r.val_loss >= 0.0) std::fprintf(jsonl_, ", \"val_loss\": %.7g", r.val_loss);
   if (r.device_memory_gib >= 0.0) std::fprintf(jsonl_, ", \"peak_memory_gib\": %.4g", r.device_memory_gib);

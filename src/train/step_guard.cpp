@@ -97,8 +97,8 @@ double inject_faults(std::vector<Fault>& pending, int64_t step, int rank, GPT2& 
       loss_sum *= spike_injection_scale;
     }
   }
-  pending.erase(std::remove_if(pending.begin(), pending.end(), [step](const Fault& fault) { return fault.step == step; }),
-                pending.end());
+  const auto fired = [step](const Fault& fault) { return fault.step == step; };
+  pending.erase(std::remove_if(pending.begin(), pending.end(), fired), pending.end());
   return loss_sum;
 }
 

@@ -2,8 +2,6 @@
 
 #include <sched.h>
 
-#include <csignal>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -26,13 +24,14 @@
 #include "xp/train/fit_check.hpp"
 #include "xp/train/lr.hpp"
 #include "xp/train/schedule.hpp"
+#include "xp/train/stop_signal.hpp"
 
 namespace xp {
 namespace {
 
-// Set by SIGTERM/SIGUSR1 (Slurm's warning before a time limit or preemption); read between steps.
-volatile std::sig_atomic_t stop_signal = 0;
-extern "C" void request_stop(int signal) { stop_signal = signal; }
+// After a stop signal, the current step (with its evaluation) gets this long to end on every rank: a
+// few times the slowest step so far, and never less than the floor.
+constexpr double stop_grace_floor_s = 10.0, stop_grace_steps = 4.0;
 
 AdamMoment adam_moment(Moment moment) { return moment == Moment::ExpAvg ? AdamMoment::ExpAvg : AdamMoment::ExpAvgSq; }
 
@@ -53,12 +52,11 @@ int host_threads(int threads, MPI_Comm world) {
 }
 
 Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device_memory_at_start_(device_memory_used()) {
-  // From the start: a preemption warning during set-up still ends in a checkpoint after one step.
-  std::signal(SIGTERM, request_stop);
-  std::signal(SIGUSR1, request_stop);
   int world_size = 1, world_rank = 0;
   XP_MPI_CHECK(MPI_Comm_size(world, &world_size));
   XP_MPI_CHECK(MPI_Comm_rank(world, &world_rank));
+  // From the start: a preemption warning during set-up still ends in a checkpoint after one step.
+  install_stop_handlers(world_rank);
   const int host_ranks = ranks_on_this_host(world);
   const std::vector<int> nodes = node_of_ranks(world);
   agree_on_setup(world, [&] {
@@ -381,7 +379,14 @@ std::vector<double> Trainer::run() {
     if (rolls_back_in_memory()) keep_good_state();
     else if (last_checkpoint_ != steps_done_) save();
   }
+  double slowest_s = 0.0;  // step and evaluation, the longest so far
+  const auto grace = [&] {
+    return static_cast<unsigned>(std::ceil(std::max(stop_grace_floor_s, stop_grace_steps * slowest_s)));
+  };
   while (steps_done_ < config_.train.steps) {
+    // Armed from here to the agreement on a stop signal below, except while a checkpoint is written.
+    const auto started = std::chrono::steady_clock::now();
+    arm_stop_watchdog(grace());
     const StepResult result = step();
     losses.push_back(result.loss);
     StepRecord record;
@@ -402,20 +407,26 @@ std::vector<double> Trainer::run() {
       record.val_loss = evaluate();
     metrics_->record(record);
     if (result.stopped) {
-      std::signal(SIGTERM, SIG_DFL);
-      std::signal(SIGUSR1, SIG_DFL);
+      restore_stop_handlers();
       throw RunStopped("step " + std::to_string(result.step) + ": " + result.reason +
                        ": the run stops (on_bad_step = " +
                        (config_.guard.on_bad_step == OnBadStep::Stop ? "stop" : "rollback") +
                        ") with the weights of step " + std::to_string(steps_done_) + "; newest checkpoint: " +
                        (last_checkpoint_dir_.empty() ? "none" : last_checkpoint_dir_));
     }
-    if (updated && config_.run.checkpoint_every > 0 && steps_done_ % config_.run.checkpoint_every == 0) save();
+    slowest_s = std::max(slowest_s,
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    if (updated && config_.run.checkpoint_every > 0 && steps_done_ % config_.run.checkpoint_every == 0) {
+      disarm_stop_watchdog();  // a write of many GB may take long
+      save();
+      arm_stop_watchdog(grace());
+    }
     // Every rank must stop after the same step, whichever of them got the signal.
-    int signal = stop_signal, agreed = 0;
+    int signal = stop_requested(), agreed = 0;
     XP_MPI_CHECK(MPI_Allreduce(&signal, &agreed, 1, MPI_INT, MPI_MAX, grid_->world()));
+    disarm_stop_watchdog();
     if (agreed) {
-      stop_signal = 0;
+      clear_stop_request();
       metrics_->message("xp_train: signal " + std::to_string(agreed) + " received: checkpoint and exit after step " +
                         std::to_string(steps_done_));
       stopped_by_signal = true;
@@ -423,8 +434,7 @@ std::vector<double> Trainer::run() {
     }
   }
   if (last_checkpoint_ != steps_done_ && (config_.run.final_checkpoint || stopped_by_signal)) save();
-  std::signal(SIGTERM, SIG_DFL);
-  std::signal(SIGUSR1, SIG_DFL);
+  restore_stop_handlers();
   return losses;
 }
 

@@ -81,5 +81,6 @@ exact "$run_dir/ckpt/$after" "$reference/ckpt/$after"
 # And the comparison can fail: two steps apart, the states differ.
 report=$("$xp_ckpt" diff "$reference/ckpt/$newest" "$reference/ckpt/$after")
 tail -n 1 <<<"$report" | grep -qE ': abs 0\.000e\+00 ' && fail "steps $step and $((step + 2)) look identical"
+
 rm -rf "$work/mpi"
 echo "ok"

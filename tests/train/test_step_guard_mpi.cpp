@@ -129,7 +129,8 @@ TEST(StepGuard, SkipLeavesTheWeightsOfThePreviousStep) {
     std::vector<std::vector<xp::Fault>> cases = {{{xp::FaultKind::NanGrad, 5, -1}}};
     if (layout.tp > 1) cases.push_back({{xp::FaultKind::NanGrad, 5, tp_rank_one(before)}});
     for (const std::vector<xp::Fault>& faults : cases) {
-      const std::string what = layout.name() + " nan_grad@5" + (faults[0].rank >= 0 ? ":" + std::to_string(faults[0].rank) : "");
+      const std::string what =
+          layout.name() + " nan_grad@5" + (faults[0].rank >= 0 ? ":" + std::to_string(faults[0].rank) : "");
       const std::string run_dir = fresh_dir("skip_" + layout.name() + std::to_string(faults[0].rank));
       xp::Trainer skipped(config_for(layout, 5, run_dir), MPI_COMM_WORLD);
       skipped.set_faults(faults);
@@ -244,7 +245,8 @@ TEST(StepGuard, StopEndsEveryRankAtTheSameStep) {
   config.guard.on_bad_step = xp::OnBadStep::Rollback;
   config.guard.max_rollbacks = 2;
   xp::Trainer rolling(config, MPI_COMM_WORLD);
-  rolling.set_faults({{xp::FaultKind::NanGrad, 5, -1}, {xp::FaultKind::NanGrad, 6, -1}, {xp::FaultKind::NanGrad, 7, -1}});
+  rolling.set_faults(
+      {{xp::FaultKind::NanGrad, 5, -1}, {xp::FaultKind::NanGrad, 6, -1}, {xp::FaultKind::NanGrad, 7, -1}});
   message.clear();
   try {
     rolling.run();
