@@ -72,7 +72,7 @@ class Trainer {
   void tie_embedding_grads();            // sums wte's gradients of the first and the last stage
   double mean_loss(double loss_sum, int64_t sequences) const;  // over the world, per token
   void read_micro_batch(int micro);      // this replica's rows of micro-batch `micro` into sequences_
-  void keep_good_state();                // host copy of weights, moments, step and cursor (rollback)
+  void keep_good_state();                // host copy of weights, moments and step (rollback in memory)
   // Back to the newest checkpoint (or its host copy), the data cursor set to `past_bad`.
   void roll_back(const DataCursor& past_bad);
   bool rolls_back_in_memory() const;
@@ -96,7 +96,6 @@ class Trainer {
   int64_t steps_run_ = 0;            // step() calls, redone steps included (the rollback window)
   struct GoodState {
     int64_t step = -1;
-    DataCursor cursor;
     std::vector<float> params, exp_avg, exp_avg_sq;  // this rank's (moments: its optimizer range)
   } kept_;
 };
