@@ -14,8 +14,10 @@ packages=(
   libopenblas-dev                       # host GEMM
   libtomlplusplus-dev                   # input decks
   nlohmann-json3-dev                    # JSON: safetensors headers (header-only)
+  libprotobuf-dev protobuf-compiler     # TensorBoard event files (Event messages from src/train/*.proto)
   libgtest-dev googletest procps        # tests (procps: pgrep in the crash and signal tests)
   python3-torch python3-h5py python3-numpy python3-matplotlib  # PyTorch reference test, plots (/usr/bin/python3)
+  python3-protobuf                      # the TensorBoard event file test's independent reader
   mmdebstrap                            # the clean root the GPU bundle is proven in (tools/check_gpu_bundle.sh)
   clang-14 libclang-rt-14-dev           # libFuzzer + sanitizers for the parser fuzz targets (tools/fuzz.sh)
 )

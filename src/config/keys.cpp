@@ -277,8 +277,15 @@ std::vector<DeckKey> make_keys() {
                                   [](Config& c) -> int& { return c.run.keep_last; }, 0));
   keys.push_back(string_key("resume", "run", "none, latest (newest in <run_dir>/ckpt, if any), or a checkpoint directory",
                             [](Config& c) -> std::string& { return c.run.resume; }));
+  keys.push_back(string_key("init_from", "run",
+                            "checkpoint whose weights start this run: step 0, fresh optimizer (fine-tuning; "
+                            "xp_ckpt import makes one from Hugging Face GPT-2); a resume wins",
+                            [](Config& c) -> std::string& { return c.run.init_from; }));
   keys.push_back(float_key("peak_tflops", "run", "per-rank peak TFLOP/s for MFU; auto = cores x clock x vector FLOP/cycle",
                            [](Config& c) -> double& { return c.run.peak_tflops; }, 1e-6, 1e6, "auto"));
+  keys.push_back(bool_key("tensorboard", "run",
+                          "also write the metrics and the config as a TensorBoard event file in <run_dir>",
+                          [](Config& c) -> bool& { return c.run.tensorboard; }));
 
   keys.push_back(float_key("spike_zscore", "guard",
                            "a loss or grad norm this many std above the trailing window is a bad step; none = off",

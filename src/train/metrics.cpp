@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "xp/config/deck.hpp"
 #include "xp/core/error.hpp"
 
 namespace xp {
@@ -74,6 +75,10 @@ MetricsLog::MetricsLog(const Config& config, const Layout& layout, int64_t token
   const std::string path = config.run.run_dir + "/metrics.jsonl";
   jsonl_ = std::fopen(path.c_str(), append ? "a" : "w");
   XP_REQUIRE(jsonl_, "cannot write '" + path + "': " + std::strerror(errno));
+  if (config.run.tensorboard) {
+    tensorboard_ = std::make_unique<TensorBoardWriter>(config.run.run_dir);
+    tensorboard_->text(0, "config", "```toml\n" + config_to_toml(config) + "```\n");
+  }
 }
 
 MetricsLog::~MetricsLog() {
@@ -128,6 +133,15 @@ void MetricsLog::record(const StepRecord& r) {
   if (!r.reason.empty()) std::fprintf(jsonl_, ", \"reason\": \"%s\"", json_escape(r.reason).c_str());
   std::fprintf(jsonl_, "}\n");
   std::fflush(jsonl_);
+  if (!tensorboard_) return;
+  // Tags are metrics.jsonl's keys, so the two files read alike.
+  std::vector<std::pair<std::string, double>> scalars = {
+      {"loss", r.loss},     {"lr", r.lr},   {"grad_norm", r.grad_norm},     {"ms", r.ms},
+      {"tokens_per_s", tokens_per_s},       {"tokens_per_s_per_rank", tokens_per_s / ranks},
+      {"tflops", flops / 1e12}, {"mfu", mfu}, {"eta_s", eta_s}};
+  if (r.val_loss >= 0.0) scalars.emplace_back("val_loss", r.val_loss);
+  if (r.device_memory_gib >= 0.0) scalars.emplace_back("peak_memory_gib", r.device_memory_gib);
+  tensorboard_->scalars(r.step, scalars);
 }
 
 }  // namespace xp

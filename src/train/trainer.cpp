@@ -104,12 +104,15 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero);
   sequences_.resize(int64_t{config.train.batch_size} * (config.model.seq_len + 1));
 
-  if (config.run.resume != "none") {
-    const std::string dir = config.run.resume == "latest" ? latest_checkpoint(config.run.run_dir) : config.run.resume;
-    if (!dir.empty()) resume_from(dir);
-    else if (world_rank == 0) std::printf("xp_train: resume = latest: no checkpoint in %s/ckpt yet, starting fresh\n",
-                                          config.run.run_dir.c_str());
-  }
+  // A resumed run continues its own checkpoint; init_from only starts a run that has none yet.
+  const std::string& resume = config.run.resume;
+  const std::string resume_dir =
+      resume == "none" ? "" : resume == "latest" ? latest_checkpoint(config.run.run_dir) : resume;
+  if (!resume_dir.empty()) resume_from(resume_dir);
+  else if (resume == "latest" && world_rank == 0)
+    std::printf("xp_train: resume = latest: no checkpoint in %s/ckpt yet, starting %s\n", config.run.run_dir.c_str(),
+                config.run.init_from.empty() ? "fresh" : "from init_from");
+  if (resume_dir.empty() && !config.run.init_from.empty()) init_from(config.run.init_from);
 
   const double peak = config.run.peak_tflops > 0 ? config.run.peak_tflops * 1e12 : host_peak_flops(threads);
   metrics_ = std::make_unique<MetricsLog>(config, plan_.layout, batch_sequences * config.model.seq_len, peak,
@@ -141,6 +144,25 @@ void Trainer::resume_from(const std::string& dir) {
     std::printf("xp_train: resumed from %s at step %lld (saved with dp=%d tp=%d pp=%d zero_stage=%d)\n", dir.c_str(),
                 static_cast<long long>(state.step), state.layout.dp, state.layout.tp, state.layout.pp,
                 state.zero_stage);
+}
+
+void Trainer::init_from(const std::string& dir) {
+  CheckpointState state;
+  agree_on_setup(grid_->world(), [&] {
+    try {
+      state = read_checkpoint_state(dir, config_.model, grid_->world_rank() == 0);
+    } catch (const InputError& error) {
+      throw InputError(std::string("init_from: ") + error.what());
+    }
+  });
+  load_checkpoint_tensors(dir, model_->layout(), [&](Moment, int64_t begin, int64_t end, const float* staging) {
+    copy_from_host(staging, begin, end, 0, model_->params);
+  }, checkpoint_chunk_bytes_, false);
+  model_->refresh_compute_weights();
+  if (grid_->world_rank() == 0)
+    std::printf("xp_train: weights from %s (step %lld of its run, saved with dp=%d tp=%d pp=%d); step 0, fresh "
+                "optimizer, data from the start\n", dir.c_str(), static_cast<long long>(state.step), state.layout.dp,
+                state.layout.tp, state.layout.pp);
 }
 
 std::string Trainer::save() {

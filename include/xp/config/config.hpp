@@ -67,6 +67,8 @@ struct RunConfig {
   bool final_checkpoint = true;  // false: none after the last step (benchmarks); SIGTERM/SIGUSR1 still write one
   int keep_last = 3;             // complete checkpoints kept; 0 = all
   std::string resume = "none";   // none, latest, or a checkpoint directory
+  bool tensorboard = false;      // rank 0 also writes a TensorBoard event file in run_dir
+  std::string init_from;         // checkpoint whose weights start a fresh run (fine-tuning); resume wins
 };
 
 // What a step with a NaN/Inf or spiking loss or gradient norm does (train/step_guard.hpp): skip drops

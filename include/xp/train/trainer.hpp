@@ -53,6 +53,9 @@ class Trainer {
   // Weights, AdamW state, step and data cursor from checkpoint `dir` (collective; resume = ... does it
   // at construction).
   void resume_from(const std::string& dir);
+  // Only the weights of checkpoint `dir` (any layout), keeping step 0, the data cursor at the start and
+  // a fresh optimizer: fine-tuning (init_from = ... does it at construction unless a resume happened).
+  void init_from(const std::string& dir);
   // Host staging per checkpoint chunk (io/checkpoint.hpp); tests make it small to exercise chunking.
   void set_checkpoint_chunk_bytes(int64_t bytes) { checkpoint_chunk_bytes_ = bytes; }
   // Faults to inject instead of XP_INJECT's (tests); each fires the first time its step runs.
