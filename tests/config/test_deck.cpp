@@ -254,17 +254,6 @@ TEST(Deck, HelpListsEveryKey) {
   }
 }
 
-// inputs/README.md documents every key: its name in backquotes in a table row.
-TEST(Deck, InputsReadmeDocumentsEveryKey) {
-  std::ifstream readme(std::string(XP_SOURCE_DIR) + "/inputs/README.md");
-  ASSERT_TRUE(readme) << XP_SOURCE_DIR "/inputs/README.md";
-  std::string rows;
-  for (std::string line; std::getline(readme, line);)
-    if (line.rfind("| `", 0) == 0) rows += line.substr(0, line.find(" | ", 2)) + "\n";
-  for (const DeckKey& key : deck_keys())
-    EXPECT_NE(rows.find("`" + key.name + "`"), std::string::npos) << key.name << " is not in inputs/README.md's tables";
-}
-
 struct PublishedShape {
   const char* name;
   int n_layer, n_head, n_embd;
