@@ -321,6 +321,23 @@ std::vector<DeckKey> make_keys() {
                            [](Config& c) -> double& { return c.sample.temperature; }, 0.0, 100.0));
   keys.push_back(integer_key<int>("top_k", "sample", "sample among the top_k most likely tokens; 0 = all",
                                   [](Config& c) -> int& { return c.sample.top_k; }, 0));
+  keys.push_back(float_key("spike_zscore", "guard",
+                           "a loss or grad norm this many std above the trailing window is a bad step; none = off",
+                           [](Config& c) -> double& { return c.guard.spike_zscore; }, 1e-3, 1e6, "none"));
+  keys.push_back(integer_key<int64_t>("spike_window", "guard",
+                                      "good steps in the spike test's trailing window (no test until it is full)",
+                                      [](Config& c) -> int64_t& { return c.guard.spike_window; }, 2));
+  keys.push_back(choice_key<OnBadStep>("on_bad_step", "guard",
+                                       "a NaN/Inf or spike step: skip its update, rollback to the newest "
+                                       "checkpoint past its data, or stop",
+                                       [](Config& c) -> OnBadStep& { return c.guard.on_bad_step; },
+                                       {"skip", "rollback", "stop"}));
+  keys.push_back(bool_key("rollback_keep_in_memory", "guard",
+                          "rollback restores a host-memory copy of the newest checkpoint instead of reading it",
+                          [](Config& c) -> bool& { return c.guard.rollback_keep_in_memory; }));
+  keys.push_back(integer_key<int>("max_rollbacks", "guard",
+                                  "rollbacks allowed within spike_window steps run; one more stops the run",
+                                  [](Config& c) -> int& { return c.guard.max_rollbacks; }, 1));
   return keys;
 }
 

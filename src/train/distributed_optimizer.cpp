@@ -93,6 +93,14 @@ void DistributedOptimizer::save_chunk(AdamMoment moment, int64_t begin, int64_t 
                            counts.data(), offsets.data(), MPI_FLOAT, 0, grid_.dp_comm()));
 }
 
+std::vector<float> DistributedOptimizer::moment_copy(AdamMoment moment) const {
+  const FloatBuffer& values = moment == AdamMoment::ExpAvg ? adamw_.m : adamw_.v;
+  const int64_t last = std::min(shard_.end, model_.layout().total());
+  std::vector<float> copy(static_cast<size_t>(std::max<int64_t>(0, last - shard_.begin)));
+  if (!copy.empty()) copy_to_host(values, shard_.begin, shard_.begin, last, copy.data());
+  return copy;
+}
+
 void DistributedOptimizer::load_chunk(AdamMoment moment, int64_t begin, int64_t end, const float* staging) {
   FloatBuffer& values = moment == AdamMoment::ExpAvg ? adamw_.m : adamw_.v;
   const int64_t first = std::max(begin, shard_.begin), last = std::min({end, shard_.end, model_.layout().total()});

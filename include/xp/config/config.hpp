@@ -82,6 +82,19 @@ struct SampleConfig {
   int top_k = 0;                     // 0 = the whole vocabulary
 };
 
+// What a step with a NaN/Inf or spiking loss or gradient norm does (train/step_guard.hpp): skip drops
+// its update, rollback returns to the newest checkpoint and moves the data past the bad batches, stop
+// ends the run.
+enum class OnBadStep { Skip, Rollback, Stop };
+
+struct GuardConfig {
+  double spike_zscore = 6.0;     // spike: this many std above the trailing window's mean; 0 ("none") = off
+  int64_t spike_window = 100;    // good steps in the trailing window; no spike test until it is full
+  OnBadStep on_bad_step = OnBadStep::Skip;
+  bool rollback_keep_in_memory = false;  // roll back to a host copy of the newest checkpoint, not the file
+  int max_rollbacks = 3;         // rollbacks allowed within spike_window steps run; one more stops the run
+};
+
 struct Config {
   ModelConfig model;
   TrainConfig train;
@@ -89,6 +102,7 @@ struct Config {
   ParallelConfig parallel;
   RunConfig run;
   SampleConfig sample;
+  GuardConfig guard;
 };
 
 }  // namespace xp

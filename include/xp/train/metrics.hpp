@@ -1,6 +1,7 @@
 #pragma once
 // Per-step metrics: one console line and one JSON object in <run_dir>/metrics.jsonl (and, with
-// tensorboard = true, the same values as TensorBoard scalars). Throughput and
+// tensorboard = true, the same values as TensorBoard scalars); a bad step's line always, saying what
+// the guard did. Throughput and
 // model FLOP utilisation use a documented FLOP count and a known per-rank peak, so MFU is comparable
 // across runs and never exceeds what the hardware can do.
 #include <cstdint>
@@ -30,6 +31,9 @@ struct StepRecord {
   double ms = 0.0;
   double val_loss = -1.0;  // < 0: no evaluation at this step
   double device_memory_gib = -1.0;  // GPU memory the run has used so far (peak), < 0 on CPU builds
+  // A bad step (train/step_guard.hpp): update dropped, state rolled back, or the run stopped; and why.
+  bool skipped = false, rolled_back = false, stopped = false;
+  std::string reason;
 };
 
 class MetricsLog {
