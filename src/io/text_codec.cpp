@@ -101,14 +101,16 @@ void resolve_tokenizer(Config& config) {
       if (first.tokenizer == shard_tokenizer_byte) data.tokenizer = "byte";
       else if (first.tokenizer == shard_tokenizer_gpt2) data.tokenizer = "gpt2";
       else data.tokenizer = data.vocab.empty() ? "byte" : "gpt2";
-      if (first.tokenizer == shard_tokenizer_gpt2 && data.vocab.empty())
-        throw InputError("tokenizer = auto: train_data shard '" + first.path + "' was made by xp_prep's gpt2 "
-                         "tokenizer; set vocab = DIR (the vocabulary it was made with: vocab.json + merges.txt or "
-                         "encoder.json + vocab.bpe) so that samples and xp_generate can decode it, or "
-                         "tokenizer = byte to see raw ids");
     }
   }
   if (data.tokenizer != "gpt2") return;
+  // Training needs no text; only samples do. Without a vocabulary the run records gpt2 and no path, and
+  // xp_generate asks for --vocab.
+  if (data.vocab.empty() && config.sample.sample_every == 0) return;
+  if (data.vocab.empty())
+    throw InputError("sample_every needs the gpt2 tokenizer's vocabulary to print text: set vocab = DIR (the "
+                     "vocabulary the data was made with: vocab.json + merges.txt or encoder.json + vocab.bpe, or a "
+                     "tiktoken ranks file), or sample_every = 0");
   make_text_codec(data.tokenizer, config.model.vocab_size, data.vocab);  // loads it once: a bad path ends the start
   std::error_code error;
   const std::filesystem::path absolute = std::filesystem::absolute(data.vocab, error);

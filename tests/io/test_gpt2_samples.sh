@@ -62,10 +62,16 @@ expect_error "was trained on gpt2 tokens: vocab = '$work/vocab'" "$xp_generate" 
     --vocab "$vocab" >"$work/generate_tp2.out"
 cmp "$work/generate.out" "$work/generate_tp2.out" || fail "--vocab at tp=2 gave other text"
 
-echo "== start-up refusals: gpt2 data without a usable vocabulary"
-expect_error "set vocab = DIR" "$xp_train" "${model[@]}" "${data[@]}" steps=1 run_dir="$work/novocab"
-expect_error "the gpt2 tokenizer needs its vocabulary" "$xp_train" "${model[@]}" tokenizer=gpt2 steps=1 \
-    run_dir="$work/synthetic_gpt2"
+echo "== without samples the vocabulary is optional: the run records gpt2 and no path"
+"$xp_train" "${model[@]}" "${data[@]}" steps=1 run_dir="$work/novocab" >/dev/null
+grep -q '^tokenizer = "gpt2"$' "$work/novocab/config.toml" || fail "a run without vocab does not record gpt2"
+grep -q '^vocab = ""$' "$work/novocab/config.toml" || fail "a run without vocab records a vocabulary path"
+
+echo "== start-up refusals: samples of gpt2 data without a usable vocabulary"
+expect_error "sample_every needs the gpt2 tokenizer's vocabulary" "$xp_train" "${model[@]}" "${data[@]}" \
+    "${sample[@]}" steps=1 run_dir="$work/novocab_samples"
+expect_error "sample_every needs the gpt2 tokenizer's vocabulary" "$xp_train" "${model[@]}" tokenizer=gpt2 \
+    "${sample[@]}" steps=1 run_dir="$work/synthetic_gpt2"
 expect_error "vocab = '$work/nothing'" "$xp_train" "${model[@]}" "${data[@]}" vocab="$work/nothing" steps=1 \
     run_dir="$work/badvocab"
 expect_error "more than the model's vocab_size 256" "$xp_train" model=custom n_layer=1 n_head=2 n_embd=32 \

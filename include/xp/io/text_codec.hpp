@@ -31,8 +31,9 @@ std::unique_ptr<TextCodec> make_text_codec(const std::string& tokenizer, int voc
 
 // Settles config.data.tokenizer before the run records it: "auto" becomes the tokenizer the first
 // train_data shard's header names ("byte" for synthetic data; shards without a record, as llm.c's own
-// scripts write, are "gpt2" when `vocab` is set, else "byte"). For gpt2, `vocab` must load and fit
-// vocab_size, and becomes an absolute path so that xp_generate finds it from anywhere. Throws InputError.
+// scripts write, are "gpt2" when `vocab` is set, else "byte"). For gpt2, a `vocab` that is set must load
+// and fit vocab_size, and becomes an absolute path so that xp_generate finds it from anywhere; it is
+// required only when samples are on (sample_every > 0). Throws InputError.
 void resolve_tokenizer(Config& config);
 
 // The codec of a run (resolving "auto" on a copy where the caller has not).
