@@ -96,7 +96,8 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   model_ = std::make_unique<GPT2>(config.model, plan_.placement, grid_->tp(), plan_.micro_batch, plan_.slots,
                                   plan_.shard.buffer_size);
   model_->init_weights(config.train.seed, config.train.init_std, threads);
-  optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero);
+  optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero,
+                                                      OffloadOptions{config.parallel.optimizer_offload, threads});
   sequences_.resize(int64_t{config.train.batch_size} * (config.model.seq_len + 1));
 
   if (config.run.resume != "none") {
@@ -128,6 +129,7 @@ void Trainer::resume_from(const std::string& dir) {
     else optimizer_->load_chunk(adam_moment(moment), begin, end, staging);
   }, checkpoint_chunk_bytes_);
   model_->refresh_compute_weights();
+  optimizer_->weights_loaded();
   optimizer_->set_steps_taken(state.step);
   steps_done_ = last_checkpoint_ = state.step;
   train_data_->cursor = state.train_cursor;
