@@ -67,7 +67,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
     const std::string split = tp_node_split_problem(nodes, plan_.layout.tp);
     if (!split.empty()) throw InputError(split);
     // Refuse to start a run that cannot fit, before allocating anything, and say which knob to turn.
-    const MemoryPlan fit = check_fit(config, plan_, available_memory(config, host_ranks));
+    const MemoryPlan fit = check_fit(config, plan_, available_memory(config, host_ranks), host_ranks);
     if (!fit.fits) throw InputError("the model does not fit in memory:\n" + format_memory_table(fit, plan_.layout));
   });
   grid_ = std::make_unique<ParallelGrid>(world, plan_.layout);
