@@ -116,12 +116,14 @@ std::string describe_options(const Config& changed, const Options& options, cons
   }
   if (options.offload) {
     knobs.push_back("optimizer_offload = true");
-    double host = 0, shard = 0;
-    for (const StageMemory& s : plan.memory) host = std::max(host, s.host);
-    shard = plan.memory.empty() ? 0 : plan.memory.front().host / 12.0;  // master, m, v: 12 B per parameter
+    double host = 0, traffic = 0;
+    for (const StageMemory& s : plan.memory) {
+      host = std::max(host, s.host);
+      traffic = std::max(traffic, s.offload_traffic);
+    }
     costs.push_back("host memory " + gib(host) + " GiB per rank, " +
                     gib(host_per_node(plan.memory, plan.layout, ranks_per_node)) + " GiB per node; ~" +
-                    fixed(8.0 * shard / 1e9, 1) + " GB per step per rank over PCIe (gradients down, weights up); "
+                    fixed(traffic / 1e9, 1) + " GB per step per rank over PCIe (gradients down, weights up); "
                     "AdamW on the host cores");
   }
   std::string text = "set ";
