@@ -128,34 +128,50 @@ TEST(FitCheck, AdvisorOffloadsBeforeAdvisingMoreRanks) {
   EXPECT_EQ(plan.advice.find("16 ranks"), std::string::npos) << plan.advice;
 }
 
+double need_with(Config config, Recompute recompute, bool offload) {
+  config.parallel.recompute = recompute;
+  config.parallel.optimizer_offload = offload;
+  return largest_total(estimate_memory(config, layout_of(1, 1, 1), true));
+}
+
+TEST(FitCheck, AdvisorSaysWhatOffloadCosts) {
+  // Weights dominate (width 64, 4 tokens): offload saves the most. One sequence per micro-batch (no
+  // smaller batch to advise) on one rank (no other layout).
+  Config config = tiny();
+  config.model = {"custom", 2, 2, 64, 4, 100};
+  config.train.batch_size = 1;
+  const double none = need_with(config, Recompute::None, false), offload = need_with(config, Recompute::None, true);
+  const double selective = need_with(config, Recompute::Selective, false);
+  ASSERT_LT(offload, std::min(none, selective));
+  config.parallel.device_memory = (offload + std::min(none, selective)) / 2;
+  const MemoryPlan plan = estimate_memory(config, layout_of(1, 1, 1), true);
+  ASSERT_FALSE(plan.fits);
+  EXPECT_EQ(plan.advice.rfind("set optimizer_offload = true [cost: host memory", 0), 0u) << plan.advice;
+  // 8 B per parameter cross PCIe each step: the fp32 gradients down, the updated weights up.
+  char traffic[64];
+  std::snprintf(traffic, sizeof traffic, "~%.1f GB per step per rank over PCIe", 8.0 * plan.stages[0].parameters / 1e9);
+  EXPECT_NE(plan.advice.find(traffic), std::string::npos) << plan.advice;
+}
+
 TEST(FitCheck, AdvisorSaysWhatRecomputationCosts) {
-  // One sequence per micro-batch (no smaller batch to advise), one rank (no other layout).
+  // Activations dominate (width 16, 256 tokens). Where the estimate counts full recomputation and only
+  // it (or something dearer) fits, it is advised with its compute cost: one more forward of the blocks.
   Config config = tiny();
   config.model = {"custom", 2, 2, 16, 256, 100};
   config.train.batch_size = 1;
-  const Layout layout = layout_of(1, 1, 1);
-  Config full = config;
-  full.parallel.recompute = Recompute::Full;
-  Config offload = config;
-  offload.parallel.optimizer_offload = true;
-  const double none_need = largest_total(estimate_memory(config, layout, true));
-  const double full_need = largest_total(estimate_memory(full, layout, true));
-  const double offload_need = largest_total(estimate_memory(offload, layout, true));
-  ASSERT_LT(offload_need, none_need);
-  // Room for offload's savings only: offload is advised with its host memory and PCIe traffic.
-  config.parallel.device_memory = (offload_need + none_need) / 2;
-  if (full_need < offload_need) config.parallel.device_memory = (offload_need + full_need) / 2;
-  const MemoryPlan plan = estimate_memory(config, layout, true);
+  const double full = need_with(config, Recompute::Full, false);
+  const double cheaper = std::min({need_with(config, Recompute::None, false), need_with(config, Recompute::None, true),
+                                   need_with(config, Recompute::Selective, false),
+                                   need_with(config, Recompute::Selective, true)});
+  config.parallel.device_memory = (full + cheaper) / 2;
+  const MemoryPlan plan = estimate_memory(config, layout_of(1, 1, 1), true);
   ASSERT_FALSE(plan.fits);
-  EXPECT_EQ(plan.advice.rfind("set optimizer_offload = true [cost: host memory", 0), 0u) << plan.advice;
-  EXPECT_NE(plan.advice.find("GB per step per rank over PCIe"), std::string::npos) << plan.advice;
-  // Where the estimate counts full recomputation and only it fits, it is advised with its compute cost
-  // (one more forward of the blocks: ~+33%).
-  if (full_need < offload_need) {
-    config.parallel.device_memory = (full_need + offload_need) / 2;
-    const std::string advice = estimate_memory(config, layout, true).advice;
-    EXPECT_EQ(advice.rfind("set recompute = \"full\" [cost: ~+", 0), 0u) << advice;
-    EXPECT_NE(advice.find("% compute (each block's forward again in backward)"), std::string::npos) << advice;
+  if (full < cheaper) {
+    EXPECT_EQ(plan.advice.rfind("set recompute = \"full\" [cost: ~+", 0), 0u) << plan.advice;
+    EXPECT_NE(plan.advice.find("% compute (each block's forward again in backward)"), std::string::npos) << plan.advice;
+  } else {  // the estimate does not count recomputation (yet): recomputing would save nothing, never advise it
+    EXPECT_EQ(plan.advice.find("recompute"), std::string::npos) << plan.advice;
+    EXPECT_EQ(plan.advice.rfind("set optimizer_offload = true", 0), 0u) << plan.advice;
   }
 }
 
