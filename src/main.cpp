@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
   } catch (const xp::InputError& error) {
     if (runtime.rank() == 0) std::fprintf(stderr, "xp_train: error: %s\n", error.what());
     return 2;
+  } catch (const xp::RunStopped& stop) {  // a bad step (on_bad_step): every rank stops at the same step
+    if (runtime.rank() == 0) std::fprintf(stderr, "xp_train: stopped: %s\n", stop.what());
+    return 3;
   }
   return 0;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The libFuzzer targets of tests/fuzz (decks, token shards, checkpoint indexes, safetensors), built with
+# The libFuzzer targets of tests/fuzz (decks, token shards, checkpoint indexes, safetensors, text), built with
 # clang, AddressSanitizer and UndefinedBehaviorSanitizer in their own build tree.
 #   tools/fuzz.sh build                 # configure + build every target in $FUZZ_BUILD_DIR (default build-fuzz)
 #   tools/fuzz.sh run TARGET [SECONDS]  # replay tests/fuzz/regressions/TARGET, then fuzz for SECONDS (default

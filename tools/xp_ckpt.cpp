@@ -4,20 +4,25 @@
 //   xp_ckpt verify CKPT_DIR                   every shard present with its size and CRC-32, tensors finite
 //   xp_ckpt diff CKPT_A CKPT_B                max abs / rel difference of params and AdamW moments
 //   xp_ckpt export CKPT_DIR --to safetensors [-o OUT]   Hugging Face GPT-2 weights
+//   xp_ckpt import MODEL.safetensors -o DIR [--n_head N]  Hugging Face GPT-2 weights → a step-0 checkpoint
+//                                                         that a deck's init_from = DIR fine-tunes
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
 
 #include "xp/core/error.hpp"
+#include "xp/core/runtime.hpp"
 #include "xp/io/checkpoint.hpp"
 #include "xp/config/deck.hpp"
 #include "xp/io/checkpoint_inspect.hpp"
+#include "xp/io/gpt2_import.hpp"
 #include "xp/io/safetensors.hpp"
 #include "xp/io/hdf5_version.hpp"
 #include "xp/model/layout.hpp"
@@ -38,7 +43,8 @@ int usage() {
                "       xp_ckpt info CKPT_DIR\n"
                "       xp_ckpt verify CKPT_DIR\n"
                "       xp_ckpt diff CKPT_A CKPT_B\n"
-               "       xp_ckpt export CKPT_DIR --to safetensors [-o OUT.safetensors]\n");
+               "       xp_ckpt export CKPT_DIR --to safetensors [-o OUT.safetensors]\n"
+               "       xp_ckpt import MODEL.safetensors -o DIR [--n_head N]\n");
   return 2;
 }
 
@@ -230,19 +236,55 @@ int export_weights(const std::vector<std::string>& args) {
   return 0;
 }
 
+int import_weights(const std::vector<std::string>& args) {
+  std::string file, out;
+  int n_head = 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "-o" && i + 1 < args.size()) out = args[++i];
+    else if (args[i] == "--n_head" && i + 1 < args.size()) {
+      const std::string& value = args[++i];
+      if (value.empty() || value.size() > 6 || value.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoi(value) < 1)
+        throw InputError("--n_head " + value + " is not a positive count");
+      n_head = std::stoi(value);
+    } else if (file.empty() && args[i][0] != '-') file = args[i];
+    else return usage();
+  }
+  if (file.empty() || out.empty()) return usage();
+  const xp::Gpt2Safetensors weights(file, n_head);
+  const xp::ModelConfig& m = weights.model();
+  std::printf("%s: GPT-2 with n_layer %d, n_embd %d, seq_len %d, vocab_size %d (padded to %d); n_head %d (%s)\n",
+              file.c_str(), m.n_layer, m.n_embd, m.seq_len, m.vocab_size, m.padded_vocab(), m.n_head,
+              weights.n_head_source().c_str());
+  const int tensors = xp::write_gpt2_checkpoint(weights, out);
+  std::printf("wrote %s: %d tensors, %lld parameters, step 0, AdamW moments zero; fine-tune from it with "
+              "init_from = \"%s\"\n"
+              "  and [model] n_layer = %d, n_head = %d, n_embd = %d, seq_len = %d, vocab_size = %d in the deck\n",
+              out.c_str(), tensors, (long long)xp::count_parameters(m), out.c_str(), m.n_layer, m.n_head, m.n_embd,
+              m.seq_len, m.vocab_size);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) return usage();
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
+  // Only import writes a checkpoint, which goes through MPI (a 1-rank grid): the other commands stay MPI-free.
+  std::unique_ptr<xp::Runtime> runtime;
+  if (command == "import") runtime = std::make_unique<xp::Runtime>(argc, argv);
   try {
+    if (runtime && runtime->size() > 1)  // every rank would write the same directory
+      throw InputError("import runs as one process; start it without mpirun (" + std::to_string(runtime->size()) +
+                       " ranks here)");
     xp::check_hdf5_version();  // HDF5 itself would abort on a mismatch, without saying which versions
     if (command == "list" && args.size() == 1) return list(args[0]);
     if (command == "info" && args.size() == 1) return info(args[0]);
     if (command == "verify" && args.size() == 1) return verify(args[0]);
     if (command == "diff" && args.size() == 2) return diff(args[0], args[1]);
     if (command == "export") return export_weights(args);
+    if (command == "import") return import_weights(args);
   } catch (const std::exception& error) {  // InputError, and filesystem errors
     std::fprintf(stderr, "xp_ckpt: %s\n", error.what());
     return 1;

@@ -198,6 +198,9 @@ void validate(const Config& config) {
                      " exceeds vocab_size " + std::to_string(model.vocab_size));
   if (config.parallel.zero_stage > 1)
     throw InputError("zero_stage " + std::to_string(config.parallel.zero_stage) + " is not supported (allowed: 0, 1)");
+  if (config.guard.on_bad_step == OnBadStep::Rollback && config.run.checkpoint_every == 0)
+    throw InputError("on_bad_step = \"rollback\" needs checkpoint_every > 0: a rollback returns to the newest "
+                     "checkpoint (or its copy in memory with rollback_keep_in_memory)");
   if (config.train.min_lr > config.train.lr)
     throw InputError("min_lr " + std::to_string(config.train.min_lr) + " exceeds lr " +
                      std::to_string(config.train.lr));

@@ -281,8 +281,43 @@ std::vector<DeckKey> make_keys() {
                                   [](Config& c) -> int& { return c.run.keep_last; }, 0));
   keys.push_back(string_key("resume", "run", "none, latest (newest in <run_dir>/ckpt, if any), or a checkpoint directory",
                             [](Config& c) -> std::string& { return c.run.resume; }));
+  keys.push_back(string_key("init_from", "run",
+                            "checkpoint whose weights start this run: step 0, fresh optimizer (fine-tuning; "
+                            "xp_ckpt import makes one from Hugging Face GPT-2); a resume wins",
+                            [](Config& c) -> std::string& { return c.run.init_from; }));
   keys.push_back(float_key("peak_tflops", "run", "per-rank peak TFLOP/s for MFU; auto = cores x clock x vector FLOP/cycle",
                            [](Config& c) -> double& { return c.run.peak_tflops; }, 1e-6, 1e6, "auto"));
+  keys.push_back(bool_key("tensorboard", "run",
+                          "also write the metrics and the config as a TensorBoard event file in <run_dir>",
+                          [](Config& c) -> bool& { return c.run.tensorboard; }));
+
+  keys.push_back(integer_key<int64_t>("sample_every", "sample", "steps between samples printed by rank 0; 0 = never",
+                                      [](Config& c) -> int64_t& { return c.sample.sample_every; }, 0));
+  keys.push_back(integer_key<int>("sample_tokens", "sample", "tokens generated per sample",
+                                  [](Config& c) -> int& { return c.sample.sample_tokens; }, 1));
+  keys.push_back(string_key("sample_prompt", "sample", "text each sample continues (prompt + sample_tokens <= seq_len)",
+                            [](Config& c) -> std::string& { return c.sample.sample_prompt; }));
+  keys.push_back(float_key("temperature", "sample", "softmax temperature of samples; 0 = greedy",
+                           [](Config& c) -> double& { return c.sample.temperature; }, 0.0, 100.0));
+  keys.push_back(integer_key<int>("top_k", "sample", "sample among the top_k most likely tokens; 0 = all",
+                                  [](Config& c) -> int& { return c.sample.top_k; }, 0));
+  keys.push_back(float_key("spike_zscore", "guard",
+                           "a loss or grad norm this many std above the trailing window is a bad step; none = off",
+                           [](Config& c) -> double& { return c.guard.spike_zscore; }, 1e-3, 1e6, "none"));
+  keys.push_back(integer_key<int64_t>("spike_window", "guard",
+                                      "good steps in the spike test's trailing window (no test until it is full)",
+                                      [](Config& c) -> int64_t& { return c.guard.spike_window; }, 2));
+  keys.push_back(choice_key<OnBadStep>("on_bad_step", "guard",
+                                       "a NaN/Inf or spike step: skip its update, rollback to the newest "
+                                       "checkpoint past its data, or stop",
+                                       [](Config& c) -> OnBadStep& { return c.guard.on_bad_step; },
+                                       {"skip", "rollback", "stop"}));
+  keys.push_back(bool_key("rollback_keep_in_memory", "guard",
+                          "rollback restores a host-memory copy of the newest checkpoint instead of reading it",
+                          [](Config& c) -> bool& { return c.guard.rollback_keep_in_memory; }));
+  keys.push_back(integer_key<int>("max_rollbacks", "guard",
+                                  "rollbacks allowed within spike_window steps run; one more stops the run",
+                                  [](Config& c) -> int& { return c.guard.max_rollbacks; }, 1));
   return keys;
 }
 

@@ -342,19 +342,21 @@ CheckpointState read_checkpoint_state(const std::string& dir, const ModelConfig&
 }
 
 void load_checkpoint_tensors(const std::string& dir, const ParameterLayout& layout, const ChunkSink& sink,
-                             int64_t chunk_bytes) {
+                             int64_t chunk_bytes, bool with_moments) {
   const CheckpointIndex index(dir);
   const Placement& placement = layout.placement();
   std::vector<float> staging = staging_buffer(layout, chunk_bytes);
   for (const TensorInfo& tensor : layout.tensors()) {
     const IndexTensor* saved = index.find(tensor.name);
     XP_REQUIRE(saved, "checkpoint '" + dir + "' has no tensor '" + tensor.name + "'");
-    for (Moment moment : all_moments)
+    for (Moment moment : all_moments) {
+      if (moment != Moment::Param && !with_moments) continue;
       for (const TensorChunk& chunk : checkpoint_chunks(tensor, chunk_bytes)) {
         index.read_slice(*saved, moment, tensor, placement.tp_rank, placement.tp_size, staging.data(), chunk.first_row,
                          chunk.rows);
         sink(moment, chunk.begin, chunk.end, staging.data());
       }
+    }
   }
 }
 

@@ -201,7 +201,7 @@ std::vector<float> SafetensorsFile::read_f32(const SafetensorsTensor& tensor) co
   return values;
 }
 
-int write_gpt2_safetensors(const CheckpointIndex& index, const std::string& path) {
+std::string gpt2_hf_name(const std::string& ours, bool& transposed) {
   // Our block tensor names → Hugging Face's, and whether the weight is stored transposed there
   // (GPT-2's Conv1D keeps (in, out); we keep PyTorch Linear's (out, in)).
   const struct {
@@ -211,24 +211,28 @@ int write_gpt2_safetensors(const CheckpointIndex& index, const std::string& path
                  {"attn.proj.weight", "attn.c_proj.weight", true}, {"attn.proj.bias", "attn.c_proj.bias", false},
                  {"mlp.fc.weight", "mlp.c_fc.weight", true},       {"mlp.fc.bias", "mlp.c_fc.bias", false},
                  {"mlp.proj.weight", "mlp.c_proj.weight", true},   {"mlp.proj.bias", "mlp.c_proj.bias", false}};
+  transposed = false;
+  for (const auto& rename : renames) {
+    const std::string suffix = rename.ours;
+    if (ours.size() > suffix.size() && ours.compare(ours.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      transposed = rename.transpose;
+      return ours.substr(0, ours.size() - suffix.size()) + rename.theirs;
+    }
+  }
+  return ours;
+}
+
+int write_gpt2_safetensors(const CheckpointIndex& index, const std::string& path) {
   const int vocab_size = index.model().vocab_size;
   std::vector<SafetensorsTensor> outputs;
   std::vector<bool> transposed;
   for (const IndexTensor& tensor : index.tensors()) {
     SafetensorsTensor out;
-    out.name = "transformer." + tensor.name;
-    out.shape = tensor.shape;
     bool transpose = false;
+    out.name = "transformer." + gpt2_hf_name(tensor.name, transpose);
+    out.shape = tensor.shape;
     if (tensor.name == "wte.weight") out.shape[0] = vocab_size;  // drop the padding rows
-    for (const auto& rename : renames) {
-      const std::string suffix = rename.ours;
-      if (tensor.name.size() > suffix.size() &&
-          tensor.name.compare(tensor.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        out.name = "transformer." + tensor.name.substr(0, tensor.name.size() - suffix.size()) + rename.theirs;
-        transpose = rename.transpose;
-        if (transpose) std::swap(out.shape[0], out.shape[1]);
-      }
-    }
+    if (transpose) std::swap(out.shape[0], out.shape[1]);
     outputs.push_back(out);
     transposed.push_back(transpose);
   }

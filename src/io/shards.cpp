@@ -33,16 +33,19 @@ ShardInfo read_shard_header(const std::string& path) {
     throw InputError("token shard '" + path + "' is truncated or corrupt: header says " + std::to_string(tokens) +
                      " tokens (" + std::to_string(expected) + " bytes), file has " + std::to_string(bytes) +
                      " bytes");
-  return {path, tokens};
+  return {path, tokens, header[shard_tokenizer_slot], header[shard_vocab_slot]};
 }
 
-void write_shard(const std::string& path, const std::vector<uint16_t>& tokens) {
+void write_shard(const std::string& path, const std::vector<uint16_t>& tokens, int32_t tokenizer,
+                 int32_t vocab_size) {
   std::FILE* file = std::fopen(path.c_str(), "wb");
   XP_REQUIRE(file, "cannot write token shard '" + path + "': " + std::strerror(errno));
   int32_t header[shard_header_ints] = {};
   header[0] = shard_magic;
   header[1] = shard_version;
   header[2] = static_cast<int32_t>(tokens.size());
+  header[shard_tokenizer_slot] = tokenizer;
+  header[shard_vocab_slot] = vocab_size;
   bool ok = std::fwrite(header, sizeof(int32_t), shard_header_ints, file) == shard_header_ints;
   ok = ok && std::fwrite(tokens.data(), sizeof(uint16_t), tokens.size(), file) == tokens.size();
   ok = (std::fclose(file) == 0) && ok;
@@ -71,6 +74,10 @@ ShardSource::ShardSource(const std::string& pattern, const std::string& key, int
       throw InputError("token shard '" + path + "' holds " + std::to_string(info.tokens) +
                        " tokens, fewer than one global batch needs (" + std::to_string(needed) +
                        "); lower batch_size, grad_accum_steps or seq_len, or write larger shards");
+    if (info.vocab_size > vocab_size)  // xp_prep recorded the tokenizer: a mismatch is known before step 1
+      throw InputError("token shard '" + path + "' was made by the " + shard_tokenizer_name(info.tokenizer) +
+                       " tokenizer, vocabulary " + std::to_string(info.vocab_size) + ", larger than vocab_size = " +
+                       std::to_string(vocab_size) + "; set vocab_size = " + std::to_string(info.vocab_size));
     shards_.push_back(info);
   }
 }

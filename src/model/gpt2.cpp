@@ -16,8 +16,14 @@
 namespace xp {
 
 GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& tp, int max_batch, int slots,
-           int64_t buffer_size)
-    : model_(model), layout_(model, placement), tp_(tp), max_batch_(max_batch), slots_(slots), batch_(slots, 0) {
+           Recompute recompute, int64_t buffer_size)
+    : model_(model),
+      layout_(model, placement),
+      tp_(tp),
+      max_batch_(max_batch),
+      slots_(slots),
+      recompute_(recompute),
+      batch_(slots, 0) {
   const Placement& place = layout_.placement();
   XP_REQUIRE(place.tp_size == tp.size(), "placement tp_size does not match the tensor-parallel group");
   C_local_ = model.n_embd / place.tp_size;
@@ -26,7 +32,7 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
   vocab_start_ = place.tp_rank * vocab_local_;
   vocab_valid_ = std::clamp(model.vocab_size - vocab_start_, 0, vocab_local_);
 
-  const ModelBuffers sizes = model_buffers(model, layout_, max_batch, slots, buffer_size, build_precision);
+  const ModelBuffers sizes = model_buffers(model, layout_, max_batch, slots, recompute, buffer_size, build_precision);
   a_ = sizes.acts;
   s_ = sizes.stats;
   g_ = sizes.grad_acts;
@@ -39,6 +45,8 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
 #endif
   acts_ = allocate<RealBuffer>("xp::activations", slots * a_.total, MemoryKind::Activations);
   stats_ = allocate<FloatBuffer>("xp::activation_stats", slots * s_.total, MemoryKind::Activations);
+  recompute_acts_ = allocate<RealBuffer>("xp::recompute_activations", sizes.recompute_acts, MemoryKind::Activations);
+  recompute_stats_ = allocate<FloatBuffer>("xp::recompute_stats", sizes.recompute_stats, MemoryKind::Activations);
   grad_acts_ = allocate<RealBuffer>("xp::activation_grads", g_.total, MemoryKind::Activations);
   attention_scratch_ = allocate<FloatBuffer>("xp::attention_scratch", sizes.attention_scratch, MemoryKind::Activations);
   inputs_ = allocate<TokenBuffer>("xp::inputs", sizes.tokens, MemoryKind::Activations);
@@ -74,10 +82,58 @@ Real* GPT2::block_input(int slot, int layer) {
   return local == 0 ? act(slot, a_.encoded) : act(slot, a_.residual3 + (local - 1) * N * C);
 }
 
+GPT2::BlockActivations GPT2::block_acts(int slot, int layer) {
+  const int64_t i = layer - layout_.placement().first_layer;
+  auto real = [&](const BlockTensor& t) {
+    return t.kept ? act(slot, t.offset + i * t.stride) : recompute_acts_.data() + t.offset;
+  };
+  auto stats = [&](const BlockTensor& t) {
+    return t.kept ? stat(slot, t.offset + i * t.stride) : recompute_stats_.data() + t.offset;
+  };
+  BlockActivations x;
+  x.residual = block_input(slot, layer);
+  x.ln1 = real(a_.ln1);
+  x.qkv = real(a_.qkv);
+  x.atty = real(a_.atty);
+  x.residual2 = real(a_.residual2);
+  x.ln2 = real(a_.ln2);
+  x.fch = real(a_.fch);
+  x.residual3 = act(slot, a_.residual3 + i * int64_t{max_batch_} * model_.seq_len * model_.n_embd);
+  x.ln1_mean = stats(s_.ln1_mean);
+  x.ln1_rstd = stats(s_.ln1_rstd);
+  x.att = stats(s_.att);
+  x.ln2_mean = stats(s_.ln2_mean);
+  x.ln2_rstd = stats(s_.ln2_rstd);
+  return x;
+}
+
+void GPT2::block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bool recompute) {
+  const int T = model_.seq_len, C = model_.n_embd, CL = C_local_, NH = heads_local_;
+  const int N = B * T;
+  Real* scratch = grad_act(g_.scratch);
+  Real* fch_gelu = grad_act(g_.gelu);  // recomputed in backward rather than kept
+  // In recompute, a step runs only where its output is not kept (kept tensors are never rewritten): the
+  // same kernels on the same inputs give the forward's bits again, statistics included. qkv holds this
+  // rank's heads.
+  auto run = [recompute](const BlockTensor& out) { return !recompute || !out.kept; };
+  if (run(a_.ln1)) layernorm_fwd(x.ln1, x.ln1_mean, x.ln1_rstd, x.residual, weight(w.ln1_w), weight(w.ln1_b), N, C);
+  if (run(a_.qkv)) column_parallel_fwd(x.qkv, x.ln1, weight(w.qkv_w), weight(w.qkv_b), N, C, 3 * CL);
+  if (run(a_.atty)) attention_fwd(x.atty, x.att, x.qkv, B, T, CL, NH);
+  if (run(a_.residual2)) {
+    row_parallel_fwd(scratch, x.atty, weight(w.proj_w), N, CL, C, tp_);
+    bias_residual_fwd(x.residual2, x.residual, scratch, weight(w.proj_b), N, C);
+  }
+  if (run(a_.ln2)) layernorm_fwd(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, weight(w.ln2_w), weight(w.ln2_b), N, C);
+  if (run(a_.fch)) column_parallel_gelu_fwd(fch_gelu, x.fch, x.ln2, weight(w.fc_w), weight(w.fc_b), N, C, 4 * CL);
+  if (recompute) return;  // backward needs nothing of the block's output
+  row_parallel_fwd(scratch, fch_gelu, weight(w.fcproj_w), N, 4 * CL, C, tp_);
+  bias_residual_fwd(x.residual3, x.residual2, scratch, weight(w.fcproj_b), N, C);
+}
+
 double GPT2::forward(int slot, const int32_t* sequences, int B) {
   XP_REQUIRE(slot >= 0 && slot < slots_ && B <= max_batch_, "micro-batch does not fit the model's buffers");
   const Placement& place = layout_.placement();
-  const int T = model_.seq_len, C = model_.n_embd, CL = C_local_, NH = heads_local_;
+  const int T = model_.seq_len, C = model_.n_embd;
   const int N = B * T;
   const int64_t maxN = int64_t{max_batch_} * T;
   batch_[slot] = B;
@@ -93,33 +149,7 @@ double GPT2::forward(int slot, const int32_t* sequences, int B) {
     vocab_parallel_embedding_fwd(input(slot), inputs_.data() + slot * maxN, weight(layout_.wte()),
                                  weight(layout_.wpe()), B, T, C, vocab_start_, vocab_local_, tp_);
   }
-  const int64_t att_size = attention_stats_size(max_batch_, T, CL, NH);
-  Real* scratch = grad_act(g_.scratch);
-  for (int l = place.first_layer; l < place.last_layer; ++l) {
-    const BlockOffsets& w = layout_.block(l);
-    const int64_t i = l - place.first_layer;
-    const Real* residual = block_input(slot, l);
-    Real* ln1 = act(slot, a_.ln1 + i * maxN * C);
-    Real* qkv = act(slot, a_.qkv + i * maxN * 3 * CL);
-    Real* atty = act(slot, a_.atty + i * maxN * CL);
-    Real* residual2 = act(slot, a_.residual2 + i * maxN * C);
-    Real* ln2 = act(slot, a_.ln2 + i * maxN * C);
-    Real* fch = act(slot, a_.fch + i * maxN * 4 * CL);
-    Real* fch_gelu = grad_act(g_.gelu);  // recomputed in backward rather than kept
-    Real* residual3 = act(slot, a_.residual3 + i * maxN * C);
-
-    layernorm_fwd(ln1, stat(slot, s_.ln1_mean + i * maxN), stat(slot, s_.ln1_rstd + i * maxN), residual,
-                  weight(w.ln1_w), weight(w.ln1_b), N, C);
-    column_parallel_fwd(qkv, ln1, weight(w.qkv_w), weight(w.qkv_b), N, C, 3 * CL);  // this rank's heads
-    attention_fwd(atty, stat(slot, s_.att + i * att_size), qkv, B, T, CL, NH);
-    row_parallel_fwd(scratch, atty, weight(w.proj_w), N, CL, C, tp_);
-    bias_residual_fwd(residual2, residual, scratch, weight(w.proj_b), N, C);
-    layernorm_fwd(ln2, stat(slot, s_.ln2_mean + i * maxN), stat(slot, s_.ln2_rstd + i * maxN), residual2,
-                  weight(w.ln2_w), weight(w.ln2_b), N, C);
-    column_parallel_gelu_fwd(fch_gelu, fch, ln2, weight(w.fc_w), weight(w.fc_b), N, C, 4 * CL);
-    row_parallel_fwd(scratch, fch_gelu, weight(w.fcproj_w), N, 4 * CL, C, tp_);
-    bias_residual_fwd(residual3, residual2, scratch, weight(w.fcproj_b), N, C);
-  }
+  for (int l = place.first_layer; l < place.last_layer; ++l) block_fwd(block_acts(slot, l), layout_.block(l), B, false);
   return place.has_head ? loss_fwd(slot, N) : 0.0;
 }
 
@@ -140,7 +170,6 @@ void GPT2::backward(int slot, float dloss) {
   const int B = batch_[slot], T = model_.seq_len, C = model_.n_embd, CL = C_local_, NH = heads_local_;
   const int N = B * T;
   const int64_t maxN = int64_t{max_batch_} * T, NC = int64_t{N} * C;
-  const int64_t att_size = attention_stats_size(max_batch_, T, CL, NH);
   Real* dresidual = grad_act(g_.dresidual);
   Real* dC = grad_act(g_.dC);
   Real* d3C = grad_act(g_.d3C);
@@ -163,27 +192,23 @@ void GPT2::backward(int slot, float dloss) {
   // dresidual now holds the gradient of this stage's output.
   for (int l = place.last_layer - 1; l >= place.first_layer; --l) {
     const BlockOffsets& w = layout_.block(l);
-    const int64_t i = l - place.first_layer;
+    const BlockActivations x = block_acts(slot, l);
+    if (recompute_ != Recompute::None) block_fwd(x, w, B, true);  // what the mode did not keep
     // residual3 = residual2 + mlp(ln2(residual2)). The GELU's output is recomputed from its input (one
     // elementwise pass instead of keeping 4C per token and layer); its derivative is folded into the
     // projection's input gradient.
-    const Real* fch = act(slot, a_.fch + i * maxN * 4 * CL);
-    gelu_fwd(grad_act(g_.gelu), fch, 4 * int64_t{N} * CL);
+    gelu_fwd(grad_act(g_.gelu), x.fch, 4 * int64_t{N} * CL);
     row_parallel_bwd(d4C, grad(w.fcproj_w), grad(w.fcproj_b), dresidual, grad_act(g_.gelu), weight(w.fcproj_w), N,
-                     4 * CL, C, fch);
-    column_parallel_bwd(dC, grad(w.fc_w), grad(w.fc_b), d4C, act(slot, a_.ln2 + i * maxN * C), weight(w.fc_w), N, C,
-                        4 * CL, tp_);
-    layernorm_bwd(dresidual, grad(w.ln2_w), grad(w.ln2_b), dC, act(slot, a_.residual2 + i * maxN * C),
-                  weight(w.ln2_w), stat(slot, s_.ln2_mean + i * maxN), stat(slot, s_.ln2_rstd + i * maxN), N, C);
+                     4 * CL, C, x.fch);
+    column_parallel_bwd(dC, grad(w.fc_w), grad(w.fc_b), d4C, x.ln2, weight(w.fc_w), N, C, 4 * CL, tp_);
+    layernorm_bwd(dresidual, grad(w.ln2_w), grad(w.ln2_b), dC, x.residual2, weight(w.ln2_w), x.ln2_mean, x.ln2_rstd,
+                  N, C);
     // residual2 = residual + proj(attention(ln1(residual))).
-    row_parallel_bwd(dC, grad(w.proj_w), grad(w.proj_b), dresidual, act(slot, a_.atty + i * maxN * CL),
-                     weight(w.proj_w), N, CL, C);
-    attention_bwd(d3C, attention_scratch_.data(), dC, act(slot, a_.atty + i * maxN * CL),
-                  act(slot, a_.qkv + i * maxN * 3 * CL), stat(slot, s_.att + i * att_size), B, T, CL, NH);
-    column_parallel_bwd(dC, grad(w.qkv_w), grad(w.qkv_b), d3C, act(slot, a_.ln1 + i * maxN * C), weight(w.qkv_w), N,
-                        C, 3 * CL, tp_);
-    layernorm_bwd(dresidual, grad(w.ln1_w), grad(w.ln1_b), dC, block_input(slot, l), weight(w.ln1_w),
-                  stat(slot, s_.ln1_mean + i * maxN), stat(slot, s_.ln1_rstd + i * maxN), N, C);
+    row_parallel_bwd(dC, grad(w.proj_w), grad(w.proj_b), dresidual, x.atty, weight(w.proj_w), N, CL, C);
+    attention_bwd(d3C, attention_scratch_.data(), dC, x.atty, x.qkv, x.att, B, T, CL, NH);
+    column_parallel_bwd(dC, grad(w.qkv_w), grad(w.qkv_b), d3C, x.ln1, weight(w.qkv_w), N, C, 3 * CL, tp_);
+    layernorm_bwd(dresidual, grad(w.ln1_w), grad(w.ln1_b), dC, x.residual, weight(w.ln1_w), x.ln1_mean, x.ln1_rstd,
+                  N, C);
   }
   if (place.has_embedding)
     embedding_bwd(grad(layout_.wte()), grad(layout_.wpe()), dresidual, inputs_.data() + slot * maxN, B, T, C,

@@ -131,6 +131,14 @@ void DistributedOptimizer::save_chunk(AdamMoment moment, int64_t begin, int64_t 
                            counts.data(), offsets.data(), MPI_FLOAT, 0, grid_.dp_comm()));
 }
 
+std::vector<float> DistributedOptimizer::moment_copy(AdamMoment moment) const {
+  const int64_t last = std::min(shard_.end, model_.layout().total());
+  std::vector<float> copy(static_cast<size_t>(std::max<int64_t>(0, last - shard_.begin)));
+  Kokkos::fence();
+  if (!copy.empty()) copy_memory(copy.data(), moment_data(moment), sizeof(float) * copy.size());
+  return copy;
+}
+
 void DistributedOptimizer::load_chunk(AdamMoment moment, int64_t begin, int64_t end, const float* staging) {
   float* values = moment_data(moment);
   const int64_t first = std::max(begin, shard_.begin), last = std::min({end, shard_.end, model_.layout().total()});

@@ -56,14 +56,16 @@ double host_per_node(const std::vector<StageMemory>& stages, const Layout& layou
 }
 
 // Extra compute of recomputing activations, as a fraction of a step's (forward + backward ≈ 3 forwards):
-// per token and layer a forward costs 24·C² in matmuls and 4·T·C in attention scores and values, the
-// LM head 2·C·Vp; selective reruns the attention core (and the GELU, whose cost is negligible), full
-// every block's forward.
+// per token and layer a forward costs 2·12·C² in matmuls (qkv 3C², attention projection C², fc 4C²,
+// its projection 4C²) and 4·T·C in attention scores and values, the LM head 2·C·Vp. What reruns is
+// what model/buffers.hpp does not keep: selective the attention and the fc GEMM (+ LayerNorms, GELU:
+// negligible), full the block's forward up to fc+GELU (all but the MLP's projection).
 double recompute_cost(const ModelConfig& model, Recompute mode) {
   const double C = model.n_embd, T = model.seq_len, L = model.n_layer;
-  const double block = 24 * C * C + 4 * T * C, step = 3 * (L * block + 2 * C * model.padded_vocab());
-  if (mode == Recompute::Full) return L * block / step;
-  if (mode == Recompute::Selective) return L * 4 * T * C / step;
+  const double attention = 4 * T * C, block = 24 * C * C + attention;
+  const double step = 3 * (L * block + 2 * C * model.padded_vocab());
+  if (mode == Recompute::Full) return L * (16 * C * C + attention) / step;
+  if (mode == Recompute::Selective) return L * (8 * C * C + attention) / step;
   return 0;
 }
 
@@ -112,7 +114,7 @@ std::string describe_options(const Config& changed, const Options& options, cons
     const bool full = options.recompute == Recompute::Full;
     knobs.push_back(std::string("recompute = \"") + (full ? "full" : "selective") + "\"");
     costs.push_back("~+" + percent(recompute_cost(changed.model, options.recompute)) + " compute (" +
-                    (full ? "each block's forward" : "attention and GELU forwards") + " again in backward)");
+                    (full ? "each block's forward" : "attention and fc+GELU forwards") + " again in backward)");
   }
   if (options.offload) {
     knobs.push_back("optimizer_offload = true");

@@ -2,13 +2,42 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "xp/config/deck.hpp"
 #include "xp/core/error.hpp"
 
 namespace xp {
+namespace {
+
+// A JSON string's content: quotes, backslashes and control characters escaped.
+std::string json_escape(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned char>(c));
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// A number, or null where it is NaN or infinite (a bad step's loss or norm): JSON has no NaN.
+std::string json_number(double value) {
+  if (!std::isfinite(value)) return "null";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.7g", value);
+  return text;
+}
+
+}  // namespace
 
 double training_flops_per_token(const ModelConfig& model) {
   const double C = model.n_embd, L = model.n_layer;
@@ -46,6 +75,10 @@ MetricsLog::MetricsLog(const Config& config, const Layout& layout, int64_t token
   const std::string path = config.run.run_dir + "/metrics.jsonl";
   jsonl_ = std::fopen(path.c_str(), append ? "a" : "w");
   XP_REQUIRE(jsonl_, "cannot write '" + path + "': " + std::strerror(errno));
+  if (config.run.tensorboard) {
+    tensorboard_ = std::make_unique<TensorBoardWriter>(config.run.run_dir);
+    tensorboard_->text(0, "config", "```toml\n" + config_to_toml(config) + "```\n");
+  }
 }
 
 MetricsLog::~MetricsLog() {
@@ -73,26 +106,42 @@ void MetricsLog::record(const StepRecord& r) {
   const double eta_s = (config_.train.steps - r.step) * mean_ms / 1000.0;
   if (!writer_) return;
 
-  if (r.step % config_.run.log_every == 0 || r.step == config_.train.steps || r.val_loss >= 0.0) {
+  const char* action = r.skipped ? "SKIPPED" : r.rolled_back ? "ROLLED BACK" : r.stopped ? "STOPPED" : nullptr;
+  if (action || r.step % config_.run.log_every == 0 || r.step == config_.train.steps || r.val_loss >= 0.0) {
     char val[48] = "";
     if (r.val_loss >= 0.0) std::snprintf(val, sizeof val, " | val %.4f", r.val_loss);
+    const std::string bad = action ? std::string(" | ") + action + ": " + r.reason : "";
     std::printf("step %6lld/%lld | loss %.4f%s | lr %.3e | norm %.3f | %.1f ms | %.0f tok/s | %.3f TFLOP/s | "
-                "MFU %.1f%% | dp=%d tp=%d pp=%d | ETA %.0f s\n",
+                "MFU %.1f%% | dp=%d tp=%d pp=%d | ETA %.0f s%s\n",
                 static_cast<long long>(r.step), static_cast<long long>(config_.train.steps), r.loss, val, r.lr,
                 r.grad_norm, r.ms, tokens_per_s, flops / 1e12, 100.0 * mfu, layout_.dp, layout_.tp, layout_.pp,
-                eta_s);
+                eta_s, bad.c_str());
     std::fflush(stdout);
   }
   std::fprintf(jsonl_,
-               "{\"step\": %lld, \"loss\": %.7g, \"lr\": %.7g, \"grad_norm\": %.7g, \"ms\": %.4f, "
+               "{\"step\": %lld, \"loss\": %s, \"lr\": %.7g, \"grad_norm\": %s, \"ms\": %.4f, "
                "\"tokens_per_s\": %.2f, \"tokens_per_s_per_rank\": %.2f, \"tflops\": %.6g, \"mfu\": %.6g, "
                "\"dp\": %d, \"tp\": %d, \"pp\": %d, \"eta_s\": %.1f",
-               static_cast<long long>(r.step), r.loss, r.lr, r.grad_norm, r.ms, tokens_per_s, tokens_per_s / ranks,
+               static_cast<long long>(r.step), json_number(r.loss).c_str(), r.lr, json_number(r.grad_norm).c_str(), r.ms,
+               tokens_per_s, tokens_per_s / ranks,
                flops / 1e12, mfu, layout_.dp, layout_.tp, layout_.pp, eta_s);
   if (r.val_loss >= 0.0) std::fprintf(jsonl_, ", \"val_loss\": %.7g", r.val_loss);
   if (r.device_memory_gib >= 0.0) std::fprintf(jsonl_, ", \"peak_memory_gib\": %.4g", r.device_memory_gib);
+  std::fprintf(jsonl_, ", \"skipped\": %s, \"rolled_back\": %s", r.skipped ? "true" : "false",
+               r.rolled_back ? "true" : "false");
+  if (r.stopped) std::fprintf(jsonl_, ", \"stopped\": true");
+  if (!r.reason.empty()) std::fprintf(jsonl_, ", \"reason\": \"%s\"", json_escape(r.reason).c_str());
   std::fprintf(jsonl_, "}\n");
   std::fflush(jsonl_);
+  if (!tensorboard_) return;
+  // Tags are metrics.jsonl's keys, so the two files read alike.
+  std::vector<std::pair<std::string, double>> scalars = {
+      {"loss", r.loss},     {"lr", r.lr},   {"grad_norm", r.grad_norm},     {"ms", r.ms},
+      {"tokens_per_s", tokens_per_s},       {"tokens_per_s_per_rank", tokens_per_s / ranks},
+      {"tflops", flops / 1e12}, {"mfu", mfu}, {"eta_s", eta_s}};
+  if (r.val_loss >= 0.0) scalars.emplace_back("val_loss", r.val_loss);
+  if (r.device_memory_gib >= 0.0) scalars.emplace_back("peak_memory_gib", r.device_memory_gib);
+  tensorboard_->scalars(r.step, scalars);
 }
 
 }  // namespace xp

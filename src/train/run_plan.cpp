@@ -19,7 +19,8 @@ StageMemory stage_memory(const Config& config, const Layout& layout, const Stage
   const ZeroShard shard = zero_shard(table.total(), layout.dp, 0, zero);
   const int slots = max_in_flight(layout.pp, stage, config.train.grad_accum_steps);
   const ModelBuffers model =
-      model_buffers(config.model, table, config.train.batch_size, slots, shard.buffer_size, precision);
+      model_buffers(config.model, table, config.train.batch_size, slots, config.parallel.recompute, shard.buffer_size,
+                    precision);
   const OptimizerBuffers optimizer = optimizer_buffers(shard, zero, config.parallel.optimizer_offload);
 
   StageMemory memory;
@@ -59,6 +60,7 @@ RunPlan make_run_plan(const Config& config, const Layout& layout, int world_rank
   plan.shard = zero_shard(parameters, layout.dp, plan.position.dp, plan.zero);
   plan.slots = max_in_flight(layout.pp, plan.position.pp, config.train.grad_accum_steps);
   plan.micro_batch = config.train.batch_size;
+  plan.recompute = config.parallel.recompute;
   plan.precision = precision;
   plan.parameters = count_parameters(config.model);
   for (size_t s = 0; s < plan.stages.size(); ++s)

@@ -2,8 +2,6 @@
 
 #include <sched.h>
 
-#include <csignal>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +16,7 @@
 #include "xp/core/runtime.hpp"
 #include "xp/io/checkpoint.hpp"
 #include "xp/io/hdf5_version.hpp"
+#include "xp/kernels/elementwise.hpp"
 #if !defined(XP_ENABLE_CUDA)
 #include "xp/kernels/gemm.hpp"
 #endif
@@ -25,13 +24,14 @@
 #include "xp/train/fit_check.hpp"
 #include "xp/train/lr.hpp"
 #include "xp/train/schedule.hpp"
+#include "xp/train/stop_signal.hpp"
 
 namespace xp {
 namespace {
 
-// Set by SIGTERM/SIGUSR1 (Slurm's warning before a time limit or preemption); read between steps.
-volatile std::sig_atomic_t stop_signal = 0;
-extern "C" void request_stop(int signal) { stop_signal = signal; }
+// After a stop signal, the current step (with its evaluation) gets this long to end on every rank: a
+// few times the slowest step so far, and never less than the floor.
+constexpr double stop_grace_floor_s = 10.0, stop_grace_steps = 4.0;
 
 AdamMoment adam_moment(Moment moment) { return moment == Moment::ExpAvg ? AdamMoment::ExpAvg : AdamMoment::ExpAvgSq; }
 
@@ -52,12 +52,11 @@ int host_threads(int threads, MPI_Comm world) {
 }
 
 Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device_memory_at_start_(device_memory_used()) {
-  // From the start: a preemption warning during set-up still ends in a checkpoint after one step.
-  std::signal(SIGTERM, request_stop);
-  std::signal(SIGUSR1, request_stop);
   int world_size = 1, world_rank = 0;
   XP_MPI_CHECK(MPI_Comm_size(world, &world_size));
   XP_MPI_CHECK(MPI_Comm_rank(world, &world_rank));
+  // From the start: a preemption warning during set-up still ends in a checkpoint after one step.
+  install_stop_handlers(world_rank);
   const int host_ranks = ranks_on_this_host(world);
   const std::vector<int> nodes = node_of_ranks(world);
   agree_on_setup(world, [&] {
@@ -69,7 +68,13 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
     // Refuse to start a run that cannot fit, before allocating anything, and say which knob to turn.
     const MemoryPlan fit = check_fit(config, plan_, available_memory(config, host_ranks), host_ranks);
     if (!fit.fits) throw InputError("the model does not fit in memory:\n" + format_memory_table(fit, plan_.layout));
+    faults_ = faults_from_environment();
+    for (const Fault& fault : faults_)
+      if (fault.rank >= world_size)
+        throw InputError("XP_INJECT: rank " + std::to_string(fault.rank) + " does not exist in a job of " +
+                         std::to_string(world_size) + " ranks");
   });
+  guard_ = std::make_unique<StepGuard>(config.guard);
   grid_ = std::make_unique<ParallelGrid>(world, plan_.layout);
   const int threads = host_threads(config.parallel.threads, world);
 #if !defined(XP_ENABLE_CUDA)
@@ -94,18 +99,23 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   });
 
   model_ = std::make_unique<GPT2>(config.model, plan_.placement, grid_->tp(), plan_.micro_batch, plan_.slots,
-                                  plan_.shard.buffer_size);
+                                  plan_.recompute, plan_.shard.buffer_size);
   model_->init_weights(config.train.seed, config.train.init_std, threads);
   optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero,
                                                       OffloadOptions{config.parallel.optimizer_offload, threads});
   sequences_.resize(int64_t{config.train.batch_size} * (config.model.seq_len + 1));
 
-  if (config.run.resume != "none") {
-    const std::string dir = config.run.resume == "latest" ? latest_checkpoint(config.run.run_dir) : config.run.resume;
-    if (!dir.empty()) resume_from(dir);
-    else if (world_rank == 0) std::printf("xp_train: resume = latest: no checkpoint in %s/ckpt yet, starting fresh\n",
-                                          config.run.run_dir.c_str());
-  }
+  // A resumed run continues its own checkpoint; init_from only starts a run that has none yet.
+  const std::string& resume = config.run.resume;
+  const std::string resume_dir =
+      resume == "none" ? "" : resume == "latest" ? latest_checkpoint(config.run.run_dir) : resume;
+  if (!resume_dir.empty()) resume_from(resume_dir);
+  else if (resume == "latest" && world_rank == 0)
+    std::printf("xp_train: resume = latest: no checkpoint in %s/ckpt yet, starting %s\n", config.run.run_dir.c_str(),
+                config.run.init_from.empty() ? "fresh" : "from init_from");
+  if (resume_dir.empty() && !config.run.init_from.empty()) init_from(config.run.init_from);
+
+  if (config.sample.sample_every > 0) sampler_ = std::make_unique<TrainingSampler>(config, *grid_, *model_);
 
   const double peak = config.run.peak_tflops > 0 ? config.run.peak_tflops * 1e12 : host_peak_flops(threads);
   metrics_ = std::make_unique<MetricsLog>(config, plan_.layout, batch_sequences * config.model.seq_len, peak,
@@ -132,11 +142,32 @@ void Trainer::resume_from(const std::string& dir) {
   optimizer_->weights_loaded();
   optimizer_->set_steps_taken(state.step);
   steps_done_ = last_checkpoint_ = state.step;
+  last_checkpoint_dir_ = dir;
   train_data_->cursor = state.train_cursor;
   if (grid_->world_rank() == 0)
     std::printf("xp_train: resumed from %s at step %lld (saved with dp=%d tp=%d pp=%d zero_stage=%d)\n", dir.c_str(),
                 static_cast<long long>(state.step), state.layout.dp, state.layout.tp, state.layout.pp,
                 state.zero_stage);
+}
+
+void Trainer::init_from(const std::string& dir) {
+  CheckpointState state;
+  agree_on_setup(grid_->world(), [&] {
+    try {
+      state = read_checkpoint_state(dir, config_.model, grid_->world_rank() == 0);
+    } catch (const InputError& error) {
+      throw InputError(std::string("init_from: ") + error.what());
+    }
+  });
+  load_checkpoint_tensors(dir, model_->layout(), [&](Moment, int64_t begin, int64_t end, const float* staging) {
+    copy_from_host(staging, begin, end, 0, model_->params);
+  }, checkpoint_chunk_bytes_, false);
+  model_->refresh_compute_weights();
+  optimizer_->weights_loaded();
+  if (grid_->world_rank() == 0)
+    std::printf("xp_train: weights from %s (step %lld of its run, saved with dp=%d tp=%d pp=%d); step 0, fresh "
+                "optimizer, data from the start\n", dir.c_str(), static_cast<long long>(state.step), state.layout.dp,
+                state.layout.tp, state.layout.pp);
 }
 
 std::string Trainer::save() {
@@ -156,7 +187,9 @@ std::string Trainer::save() {
   const std::string dir = save_checkpoint(config_.run.run_dir, *grid_, config_.model, model_->layout(), source, state,
                                           config_.run.keep_last, checkpoint_chunk_bytes_);
   last_checkpoint_ = steps_done_;
+  last_checkpoint_dir_ = dir;
   metrics_->message("xp_train: checkpoint " + dir);
+  if (rolls_back_in_memory()) keep_good_state();
   return dir;
 }
 
@@ -227,15 +260,22 @@ StepResult Trainer::step() {
   const auto start = clock::now();
   const int64_t sequences = global_batch_sequences();
   StepResult result;
+  result.step = steps_done_ + 1;
+  ++steps_run_;
 
   // Batch, forward and backward: this replica's micro-batches through the 1F1B pipeline schedule.
   model_->zero_grads();
   train_data_->align(sequences);
-  const double loss_sum = run_pipeline();
+  double loss_sum = run_pipeline();
   train_data_->advance(sequences);
 
   // Tie embedding grads: the first and the last stage each hold a gradient of the one wte.
   tie_embedding_grads();
+
+  // Faults of XP_INJECT (a test facility), then whether this rank's own gradients are finite: a NaN in
+  // a tensor only this tp rank holds, or in a replicated copy the norm counts elsewhere, is seen here.
+  loss_sum = inject_faults(faults_, result.step, grid_->world_rank(), *model_, loss_sum);
+  const bool grads_finite = std::isfinite(sum_squares(model_->grads.data(), model_->layout().total()));
 
   // Reduce grads over the data-parallel replicas (all-reduce, or reduce-scatter with ZeRO-1).
   optimizer_->reduce_gradients();
@@ -248,14 +288,21 @@ StepResult Trainer::step() {
   double grad_scale = 1.0;
   if (config_.train.grad_clip_norm > 0.0)
     grad_scale = std::min(1.0, config_.train.grad_clip_norm / (result.grad_norm + 1e-6));
-
-  // Optimizer step: AdamW on this rank's parameters; afterwards every replica has all updated weights.
   result.lr = learning_rate(config_.train, steps_done_);
-  optimizer_->step(result.lr, grad_scale);
+
+  // Guard: one collective gives every rank the same verdict before anything is updated.
+  const Verdict verdict = guard_->check(result.loss, result.grad_norm, grads_finite, grid_->world());
+  if (!verdict.bad()) {
+    // Optimizer step: AdamW on this rank's parameters; afterwards every replica has all updated weights.
+    optimizer_->step(result.lr, grad_scale);
+    ++steps_done_;
+  } else {
+    result.reason = verdict.reason;
+    handle_bad_step(result);
+  }
 
   Kokkos::fence();
   result.device_memory = device_memory_used();
-  ++steps_done_;
   result.ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
   return result;
 }
@@ -281,21 +328,61 @@ double Trainer::evaluate() {
 std::vector<double> Trainer::run() {
   std::vector<double> losses;
   bool stopped_by_signal = false;
+  // A rollback needs a good state from the start: the newest checkpoint (written now when there is
+  // none of this state yet), or its host copy.
+  if (config_.guard.on_bad_step == OnBadStep::Rollback) {
+    if (rolls_back_in_memory()) keep_good_state();
+    else if (last_checkpoint_ != steps_done_) save();
+  }
+  double slowest_s = 0.0;  // step and evaluation, the longest so far
+  const auto grace = [&] {
+    return static_cast<unsigned>(std::ceil(std::max(stop_grace_floor_s, stop_grace_steps * slowest_s)));
+  };
   while (steps_done_ < config_.train.steps) {
+    // Armed from here to the agreement on a stop signal below, except while a checkpoint is written.
+    const auto started = std::chrono::steady_clock::now();
+    arm_stop_watchdog(grace());
     const StepResult result = step();
     losses.push_back(result.loss);
-    StepRecord record{steps_done_, result.loss, result.lr, result.grad_norm, result.ms, -1.0};
+    StepRecord record;
+    record.step = result.step;
+    record.loss = result.loss;
+    record.lr = result.lr;
+    record.grad_norm = result.grad_norm;
+    record.ms = result.ms;
+    record.skipped = result.skipped;
+    record.rolled_back = result.rolled_back;
+    record.stopped = result.stopped;
+    record.reason = result.reason;
     peak_device_memory_ = std::max(peak_device_memory_, result.device_memory);
     if (device_build) record.device_memory_gib = double(peak_device_memory_ - device_memory_at_start_) / (1 << 30);
     const int64_t every = config_.data.eval_every;
-    if (every > 0 && (steps_done_ % every == 0 || steps_done_ == config_.train.steps)) record.val_loss = evaluate();
+    const bool updated = !result.rolled_back && !result.stopped;
+    if (updated && every > 0 && (steps_done_ % every == 0 || steps_done_ == config_.train.steps))
+      record.val_loss = evaluate();
     metrics_->record(record);
-    if (config_.run.checkpoint_every > 0 && steps_done_ % config_.run.checkpoint_every == 0) save();
+    if (result.stopped) {
+      restore_stop_handlers();
+      throw RunStopped("step " + std::to_string(result.step) + ": " + result.reason +
+                       ": the run stops (on_bad_step = " +
+                       (config_.guard.on_bad_step == OnBadStep::Stop ? "stop" : "rollback") +
+                       ") with the weights of step " + std::to_string(steps_done_) + "; newest checkpoint: " +
+                       (last_checkpoint_dir_.empty() ? "none" : last_checkpoint_dir_));
+    }
+    if (sampler_ && updated) sampler_->after_step(steps_done_);
+    slowest_s = std::max(slowest_s,
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    if (updated && config_.run.checkpoint_every > 0 && steps_done_ % config_.run.checkpoint_every == 0) {
+      disarm_stop_watchdog();  // a write of many GB may take long
+      save();
+      arm_stop_watchdog(grace());
+    }
     // Every rank must stop after the same step, whichever of them got the signal.
-    int signal = stop_signal, agreed = 0;
+    int signal = stop_requested(), agreed = 0;
     XP_MPI_CHECK(MPI_Allreduce(&signal, &agreed, 1, MPI_INT, MPI_MAX, grid_->world()));
+    disarm_stop_watchdog();
     if (agreed) {
-      stop_signal = 0;
+      clear_stop_request();
       metrics_->message("xp_train: signal " + std::to_string(agreed) + " received: checkpoint and exit after step " +
                         std::to_string(steps_done_));
       stopped_by_signal = true;
@@ -303,8 +390,7 @@ std::vector<double> Trainer::run() {
     }
   }
   if (last_checkpoint_ != steps_done_ && (config_.run.final_checkpoint || stopped_by_signal)) save();
-  std::signal(SIGTERM, SIG_DFL);
-  std::signal(SIGUSR1, SIG_DFL);
+  restore_stop_handlers();
   return losses;
 }
 

@@ -69,6 +69,11 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.run.final_checkpoint, b.run.final_checkpoint);
   EXPECT_EQ(a.run.keep_last, b.run.keep_last);
   EXPECT_EQ(a.run.resume, b.run.resume);
+  EXPECT_EQ(a.sample.sample_every, b.sample.sample_every);
+  EXPECT_EQ(a.sample.sample_tokens, b.sample.sample_tokens);
+  EXPECT_EQ(a.sample.sample_prompt, b.sample.sample_prompt);
+  expect_same_float(a.sample.temperature, b.sample.temperature, "temperature");
+  EXPECT_EQ(a.sample.top_k, b.sample.top_k);
   EXPECT_EQ(a.model.model, b.model.model);
 }
 

@@ -44,6 +44,27 @@ void patch_header(const std::string& path, int index, int32_t value) {
   file.write(reinterpret_cast<const char*>(&value), 4);
 }
 
+TEST(Shards, HeaderRecordsTheTokenizer) {
+  ScratchDir dir("xp_shards");
+  write_shard(dir.file("gpt2.bin"), counting(10), shard_tokenizer_gpt2, 50257);
+  const ShardInfo gpt2 = read_shard_header(dir.file("gpt2.bin"));
+  EXPECT_EQ(gpt2.tokens, 10);
+  EXPECT_EQ(gpt2.tokenizer, shard_tokenizer_gpt2);
+  EXPECT_EQ(gpt2.vocab_size, 50257);
+  EXPECT_STREQ(shard_tokenizer_name(gpt2.tokenizer), "gpt2");
+  write_shard(dir.file("plain.bin"), counting(10));  // as llm.c's scripts write them: unrecorded
+  EXPECT_EQ(read_shard_header(dir.file("plain.bin")).tokenizer, shard_tokenizer_unrecorded);
+  EXPECT_EQ(read_shard_header(dir.file("plain.bin")).vocab_size, 0);
+}
+
+TEST(Shards, RecordedVocabularyLargerThanTheModelsIsNamed) {
+  ScratchDir dir("xp_shards");
+  write_shard(dir.file("gpt2.bin"), counting(100), shard_tokenizer_gpt2, 50257);
+  const std::string message = input_error([&] { ShardSource(dir.file("*.bin"), "train_data", 4, 256, 1); });
+  EXPECT_NE(message.find("gpt2 tokenizer, vocabulary 50257, larger than vocab_size = 256"), std::string::npos) << message;
+  ShardSource(dir.file("*.bin"), "train_data", 4, 50304, 1);  // a padded vocabulary holds it
+}
+
 TEST(Shards, HeaderGivesTheTokenCount) {
   const ScratchDir dir("xp_test_shards");
   write_shard(dir.file("a.bin"), counting(300));

@@ -154,25 +154,34 @@ TEST(FitCheck, AdvisorSaysWhatOffloadCosts) {
 }
 
 TEST(FitCheck, AdvisorSaysWhatRecomputationCosts) {
-  // Activations dominate (width 16, 256 tokens). Where the estimate counts full recomputation and only
-  // it (or something dearer) fits, it is advised with its compute cost: one more forward of the blocks.
+  // Activations dominate (width 16, long sequences, more layers): the first shape where only full
+  // recomputation (or something dearer) fits is advised it, with its compute cost (one more forward of
+  // the blocks). Where the estimate did not count recomputation, none would be found and recomputing
+  // must never be advised.
   Config config = tiny();
-  config.model = {"custom", 2, 2, 16, 256, 100};
   config.train.batch_size = 1;
-  const double full = need_with(config, Recompute::Full, false);
-  const double cheaper = std::min({need_with(config, Recompute::None, false), need_with(config, Recompute::None, true),
-                                   need_with(config, Recompute::Selective, false),
-                                   need_with(config, Recompute::Selective, true)});
-  config.parallel.device_memory = (full + cheaper) / 2;
-  const MemoryPlan plan = estimate_memory(config, layout_of(1, 1, 1), true);
-  ASSERT_FALSE(plan.fits);
-  if (full < cheaper) {
+  bool isolated = false;
+  for (const ModelConfig& model : {ModelConfig{"custom", 8, 2, 16, 512, 100}, ModelConfig{"custom", 12, 2, 16, 1024, 100}}) {
+    config.model = model;
+    const double full = need_with(config, Recompute::Full, false);
+    const double cheaper = std::min({need_with(config, Recompute::None, false), need_with(config, Recompute::None, true),
+                                     need_with(config, Recompute::Selective, false),
+                                     need_with(config, Recompute::Selective, true)});
+    config.parallel.device_memory = (full + cheaper) / 2;
+    const MemoryPlan plan = estimate_memory(config, layout_of(1, 1, 1), true);
+    ASSERT_FALSE(plan.fits);
+    if (full >= cheaper) {
+      if (full == need_with(config, Recompute::None, false))
+        EXPECT_EQ(plan.advice.find("recompute"), std::string::npos) << plan.advice;
+      continue;
+    }
+    isolated = true;
     EXPECT_EQ(plan.advice.rfind("set recompute = \"full\" [cost: ~+", 0), 0u) << plan.advice;
     EXPECT_NE(plan.advice.find("% compute (each block's forward again in backward)"), std::string::npos) << plan.advice;
-  } else {  // the estimate does not count recomputation (yet): recomputing would save nothing, never advise it
-    EXPECT_EQ(plan.advice.find("recompute"), std::string::npos) << plan.advice;
-    EXPECT_EQ(plan.advice.rfind("set optimizer_offload = true", 0), 0u) << plan.advice;
+    break;
   }
+  const bool counted = need_with(config, Recompute::Full, false) < need_with(config, Recompute::None, false);
+  EXPECT_EQ(isolated, counted) << "the estimate counts full recomputation, but no shape here isolates it";
 }
 
 }  // namespace xp::test

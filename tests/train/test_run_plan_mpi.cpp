@@ -33,8 +33,11 @@ struct Case {
   int zero_stage;
   int batch_size, grad_accum_steps;
   int n_embd = 32, n_head = 4;  // head size 8; 128 and 2 give head size 64 (the fused attention on GPU)
-  bool offload = false;         // optimizer_offload: AdamW state in host memory
+  xp::Recompute recompute = xp::Recompute::None;  // what the model keeps for backward (model/buffers.hpp)
+  bool offload = false;                          // optimizer_offload: AdamW state in host memory
 };
+
+constexpr xp::Recompute selective = xp::Recompute::Selective, full = xp::Recompute::Full;
 
 // Each runs where the world size is tp·pp·dp. grad_accum_steps sets the micro-batches in flight under
 // 1F1B (pp 4 with 4 micro-batches keeps 4, 3, 2, 1 on its stages).
@@ -51,9 +54,20 @@ const std::vector<Case> cases = {
     {"pp 4, 4 micro-batches", 1, 4, 1, 0, 2, 4},
     {"tp 2 × dp 2, ZeRO-1", 2, 1, 2, 1, 2, 1},
     {"tp 2 × pp 2 × dp 2, ZeRO-1", 2, 2, 2, 1, 2, 2},
-    {"one rank, offload", 1, 1, 1, 0, 2, 1, 32, 4, true},
-    {"dp 2, ZeRO-1, offload", 1, 1, 2, 1, 3, 2, 32, 4, true},
-    {"tp 2 × pp 2, offload", 2, 2, 1, 0, 2, 2, 32, 4, true},
+    // Each recompute mode at every world size (its working buffers, and the fused path's statistics).
+    {"one rank, selective", 1, 1, 1, 0, 3, 2, 32, 4, selective},
+    {"one rank, full", 1, 1, 1, 0, 3, 2, 32, 4, full},
+    {"head size 64, selective", 1, 1, 1, 0, 1, 1, 128, 2, selective},
+    {"head size 64, full", 1, 1, 1, 0, 1, 1, 128, 2, full},
+    {"tp 2, full", 2, 1, 1, 0, 2, 1, 32, 4, full},
+    {"pp 2, 3 micro-batches, selective", 1, 2, 1, 0, 2, 3, 32, 4, selective},
+    {"tp 2 × pp 2, selective", 2, 2, 1, 0, 2, 2, 32, 4, selective},
+    {"pp 4, 4 micro-batches, full", 1, 4, 1, 0, 2, 4, 32, 4, full},
+    {"tp 2 × pp 2 × dp 2, ZeRO-1, selective", 2, 2, 2, 1, 2, 2, 32, 4, selective},
+    {"tp 2 × pp 2 × dp 2, ZeRO-1, full", 2, 2, 2, 1, 2, 2, 32, 4, full},
+    {"one rank, offload", 1, 1, 1, 0, 2, 1, 32, 4, xp::Recompute::None, true},
+    {"dp 2, ZeRO-1, offload", 1, 1, 2, 1, 3, 2, 32, 4, xp::Recompute::None, true},
+    {"tp 2 × pp 2, offload, full", 2, 2, 1, 0, 2, 2, 32, 4, full, true},
 };
 
 // Bytes Kokkos holds in the default memory space, and under which labels, from its allocation events.
@@ -105,6 +119,7 @@ xp::Config case_config(const Case& c) {
   config.parallel.zero_stage = c.zero_stage;
   config.train.batch_size = c.batch_size;
   config.train.grad_accum_steps = c.grad_accum_steps;
+  config.parallel.recompute = c.recompute;
   config.parallel.optimizer_offload = c.offload;
   return config;
 }

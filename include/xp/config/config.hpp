@@ -68,6 +68,30 @@ struct RunConfig {
   bool final_checkpoint = true;  // false: none after the last step (benchmarks); SIGTERM/SIGUSR1 still write one
   int keep_last = 3;             // complete checkpoints kept; 0 = all
   std::string resume = "none";   // none, latest, or a checkpoint directory
+  bool tensorboard = false;      // rank 0 also writes a TensorBoard event file in run_dir
+  std::string init_from;         // checkpoint whose weights start a fresh run (fine-tuning); resume wins
+};
+
+// Samples printed during training (train/sampler.hpp): the same settings as xp_generate's options.
+struct SampleConfig {
+  int64_t sample_every = 0;          // steps between samples; 0 = never
+  int sample_tokens = 64;            // tokens generated per sample
+  std::string sample_prompt = "\n";  // text the sample continues
+  double temperature = 1.0;          // 0 = greedy
+  int top_k = 0;                     // 0 = the whole vocabulary
+};
+
+// What a step with a NaN/Inf or spiking loss or gradient norm does (train/step_guard.hpp): skip drops
+// its update, rollback returns to the newest checkpoint and moves the data past the bad batches, stop
+// ends the run.
+enum class OnBadStep { Skip, Rollback, Stop };
+
+struct GuardConfig {
+  double spike_zscore = 6.0;     // spike: this many std above the trailing window's mean; 0 ("none") = off
+  int64_t spike_window = 100;    // good steps in the trailing window; no spike test until it is full
+  OnBadStep on_bad_step = OnBadStep::Skip;
+  bool rollback_keep_in_memory = false;  // roll back to a host copy of the newest checkpoint, not the file
+  int max_rollbacks = 3;         // rollbacks allowed within spike_window steps run; one more stops the run
 };
 
 struct Config {
@@ -76,6 +100,8 @@ struct Config {
   DataConfig data;
   ParallelConfig parallel;
   RunConfig run;
+  SampleConfig sample;
+  GuardConfig guard;
 };
 
 }  // namespace xp

@@ -86,8 +86,8 @@ std::string latest_checkpoint(const std::string& run_dir);
 CheckpointState read_checkpoint_state(const std::string& dir, const ModelConfig& model, bool verify_shards = true);
 
 // Gives `sink` this rank's tensors, chunk by chunk, from a checkpoint verified by read_checkpoint_state
-// (any layout).
+// (any layout); only the parameters, without the AdamW moments, when `with_moments` is false.
 void load_checkpoint_tensors(const std::string& dir, const ParameterLayout& layout, const ChunkSink& sink,
-                             int64_t chunk_bytes = checkpoint_chunk_bytes);
+                             int64_t chunk_bytes = checkpoint_chunk_bytes, bool with_moments = true);
 
 }  // namespace xp

@@ -57,6 +57,11 @@ class SafetensorsFile {
   SafetensorsHeader header_;
 };
 
+// Hugging Face's GPT-2 name of our tensor `ours` ("h.0.attn.qkv.weight" → "h.0.attn.c_attn.weight",
+// without the "transformer." prefix); `transposed` says whether it is stored (in, out) there (Conv1D).
+// Export and import (io/gpt2_import.hpp) share it.
+std::string gpt2_hf_name(const std::string& ours, bool& transposed);
+
 class CheckpointIndex;
 // Writes the model weights of a checkpoint as Hugging Face GPT-2 (GPT2LMHeadModel names, Conv1D
 // (in, out) layouts, wte cut to vocab_size rows, no lm_head: it is tied). Returns the tensor count.

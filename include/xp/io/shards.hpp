@@ -12,17 +12,28 @@ namespace xp {
 constexpr int32_t shard_magic = 20240520;
 constexpr int32_t shard_version = 1;
 constexpr int shard_header_ints = 256;
+// header[3] and header[4]: the tokenizer that made the tokens and its vocabulary size, as xp_prep records
+// them (llm.c's own scripts leave both 0: unrecorded). Readers that know only llm.c's three ints ignore them.
+constexpr int shard_tokenizer_slot = 3;
+constexpr int shard_vocab_slot = 4;
+enum ShardTokenizer : int32_t { shard_tokenizer_unrecorded = 0, shard_tokenizer_byte = 1, shard_tokenizer_gpt2 = 2 };
+inline const char* shard_tokenizer_name(int32_t tokenizer) {
+  return tokenizer == shard_tokenizer_byte ? "byte" : tokenizer == shard_tokenizer_gpt2 ? "gpt2" : "unrecorded";
+}
 
 struct ShardInfo {
   std::string path;
   int64_t tokens = 0;
+  int32_t tokenizer = shard_tokenizer_unrecorded;
+  int32_t vocab_size = 0;  // 0: unrecorded
 };
 
 // Reads and checks one shard header against the file size; throws InputError naming the file.
 ShardInfo read_shard_header(const std::string& path);
 
 // Writes a shard (the converter in tools/ and tests use it); aborts on I/O failure.
-void write_shard(const std::string& path, const std::vector<uint16_t>& tokens);
+void write_shard(const std::string& path, const std::vector<uint16_t>& tokens,
+                 int32_t tokenizer = shard_tokenizer_unrecorded, int32_t vocab_size = 0);
 
 // Sorted paths matching `pattern`; throws InputError when nothing matches.
 std::vector<std::string> expand_glob(const std::string& pattern, const std::string& key);

@@ -8,6 +8,11 @@
 // QKV and MLP-up, row-parallel projections followed by a tp all-reduce, vocab-parallel embedding and
 // cross-entropy). Forward is one loop over blocks; backward the same steps in reverse. Activations of
 // up to `slots` micro-batches are kept at once (pipeline micro-batches in flight).
+//
+// Activation recomputation (`recompute`; what each mode keeps: buffers.hpp): before a block's backward,
+// the block's forward reruns the steps whose outputs were not kept, into one block's worth of working
+// buffers. Same kernels, same inputs, same tp all-reduces: the tensors, statistics and so the gradients
+// are bit-identical to keeping everything (none).
 #include <cstdint>
 #include <vector>
 
@@ -25,10 +30,11 @@ class GPT2 {
   // hold max(buffer_size, layout().total()) floats (ZeRO-1 pads them to a multiple of dp; padding is 0).
   // Every buffer is sized by model_buffers() (buffers.hpp), the function the run plan estimates with.
   GPT2(const ModelConfig& model, const Placement& placement, Communicator& tp, int max_batch, int slots = 1,
-       int64_t buffer_size = 0);
+       Recompute recompute = Recompute::None, int64_t buffer_size = 0);
 
   const ParameterLayout& layout() const { return layout_; }
   int slots() const { return slots_; }  // micro-batches whose activations it keeps at once
+  Recompute recompute() const { return recompute_; }
 
   // GPT-2's initial weights (model/init_weights.hpp): every layout starts from the same model. CPU
   // builds spread the work over `threads` host threads; GPU builds fill params on the device.
@@ -70,12 +76,25 @@ class GPT2 {
   float* grad(int64_t offset) { return grads.data() + offset; }
   Real* block_input(int slot, int layer);  // residual stream entering block `layer`
 
+  // One block's tensors for the micro-batch in a slot: kept ones in the slot, the others in the
+  // recompute buffers (the same for every block).
+  struct BlockActivations {
+    const Real* residual;
+    Real *ln1, *qkv, *atty, *residual2, *ln2, *fch, *residual3;
+    float *ln1_mean, *ln1_rstd, *att, *ln2_mean, *ln2_rstd;
+  };
+  BlockActivations block_acts(int slot, int layer);
+  // Block w's forward on B sequences; with `recompute`, only the steps whose outputs were not kept, up
+  // to fc+GELU (backward needs nothing after it).
+  void block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bool recompute);
+
   double loss_fwd(int slot, int N);
 
   ModelConfig model_;
   ParameterLayout layout_;
   Communicator& tp_;
   int max_batch_, slots_;
+  Recompute recompute_;
   int C_local_, heads_local_, vocab_local_, vocab_start_, vocab_valid_;
   std::vector<int> batch_;  // B of each slot's forward
   ActivationOffsets a_;
@@ -83,6 +102,8 @@ class GPT2 {
   GradOffsets g_;
   RealBuffer acts_, grad_acts_, compute_;  // compute_ aliases params in fp32 builds
   FloatBuffer stats_, attention_scratch_;
+  RealBuffer recompute_acts_;    // one block's tensors that are not kept (empty with none)
+  FloatBuffer recompute_stats_;  // their statistics
   TokenBuffer inputs_, targets_;            // [slots][max_batch·T]
   HostTokenBuffer host_inputs_, host_targets_;
 };

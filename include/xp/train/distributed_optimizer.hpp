@@ -72,6 +72,9 @@ class DistributedOptimizer {
   void save_chunk(AdamMoment moment, int64_t begin, int64_t end, float* staging) const;
   // Takes this rank's range of a chunk of the full moments, whatever sharding saved them.
   void load_chunk(AdamMoment moment, int64_t begin, int64_t end, const float* staging);
+  // This rank's range of `moment` as host floats: an in-memory rollback point (load_chunk over the same
+  // range puts it back).
+  std::vector<float> moment_copy(AdamMoment moment) const;
   // Steps already taken (AdamW's bias correction) after a resume.
   void set_steps_taken(int64_t steps);
   // The model's weights changed outside the optimizer (a resume loaded them): offload re-reads its

@@ -1,13 +1,17 @@
 #pragma once
-// Per-step metrics: one console line and one JSON object in <run_dir>/metrics.jsonl. Throughput and
+// Per-step metrics: one console line and one JSON object in <run_dir>/metrics.jsonl (and, with
+// tensorboard = true, the same values as TensorBoard scalars); a bad step's line always, saying what
+// the guard did. Throughput and
 // model FLOP utilisation use a documented FLOP count and a known per-rank peak, so MFU is comparable
 // across runs and never exceeds what the hardware can do.
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "xp/config/config.hpp"
 #include "xp/parallel/grid.hpp"
+#include "xp/train/tensorboard.hpp"
 
 namespace xp {
 
@@ -27,6 +31,9 @@ struct StepRecord {
   double ms = 0.0;
   double val_loss = -1.0;  // < 0: no evaluation at this step
   double device_memory_gib = -1.0;  // GPU memory the run has used so far (peak), < 0 on CPU builds
+  // A bad step (train/step_guard.hpp): update dropped, state rolled back, or the run stopped; and why.
+  bool skipped = false, rolled_back = false, stopped = false;
+  std::string reason;
 };
 
 class MetricsLog {
@@ -46,6 +53,7 @@ class MetricsLog {
   double flops_per_token_, peak_flops_per_rank_;
   bool writer_;
   std::FILE* jsonl_ = nullptr;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;  // tensorboard = true: the writer's event file
   double total_ms_ = 0.0;
   int64_t timed_steps_ = 0;
   int64_t recorded_ = 0;  // steps recorded by this process (a resumed run starts past step 1)

@@ -11,7 +11,7 @@
 //   placement  placement_of(stage, tp, tp rank)
 //   shard      zero_shard(parameters of the placement, dp, dp rank, shards_optimizer(zero_stage, dp))
 //   slots      max_in_flight(pp, stage, grad_accum_steps)  (the 1F1B schedule's)
-//   memory     model_buffers(...) and optimizer_buffers(shard) of each stage, in bytes
+//   memory     model_buffers(..., recompute, ...) and optimizer_buffers(shard) of each stage, in bytes
 #include <cstdint>
 #include <vector>
 
@@ -56,6 +56,7 @@ struct RunPlan {
   bool zero = false;               // the optimizer is sharded over dp (zero_stage = 1 and dp > 1)
   int slots = 1;                   // micro-batches in flight on this rank's stage under 1F1B
   int micro_batch = 1;             // sequences per micro-batch (batch_size)
+  Recompute recompute = Recompute::None;  // what the model keeps for backward (config.parallel.recompute)
   Precision precision;             // of the build the buffers are sized for
   int64_t parameters = 0;          // of the whole model (the tied embedding once)
   std::vector<StageMemory> memory;  // per rank of each stage
