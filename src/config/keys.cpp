@@ -165,34 +165,33 @@ DeckKey choice_key(const char* name, const char* section, const char* help, Fiel
   return key;
 }
 
-// Bytes per rank: "80GB", "80GiB", "512MB", a plain number of bytes, or "auto" (0: detect).
-DeckKey memory_key() {
-  DeckKey key{"device_memory", "parallel", "size (80GB, 512MiB) | auto",
-              "memory per rank for the fit check; auto = this host's free RAM / its ranks", nullptr, nullptr};
-  key.set = [type = key.type](Config& config, const DeckValue& value) {
+// A size in bytes: "80GB", "80GiB", "512MB", a plain number of bytes, or "auto" (0: detect).
+DeckKey memory_key(const char* name, const char* meaning, double ParallelConfig::*field) {
+  DeckKey key{name, "parallel", "size (80GB, 512MiB) | auto", meaning, nullptr, nullptr};
+  key.set = [type = key.type, name, field](Config& config, const DeckValue& value) {
     if (value.kind == DeckValue::Kind::Integer && value.integer > 0) {
-      config.parallel.device_memory = static_cast<double>(value.integer);
+      config.parallel.*field = static_cast<double>(value.integer);
       return;
     }
-    if (value.kind != DeckValue::Kind::String) bad_value(value, "device_memory", type);
+    if (value.kind != DeckValue::Kind::String) bad_value(value, name, type);
     if (value.text == "auto") {
-      config.parallel.device_memory = 0.0;
+      config.parallel.*field = 0.0;
       return;
     }
     char* end = nullptr;
     const double number = std::strtod(value.text.c_str(), &end);
     const std::string unit = end ? end : "";
     double scale = 0.0;
-    for (const auto& [name, factor] : {std::pair<const char*, double>{"B", 1.0}, {"KB", 1e3}, {"MB", 1e6},
-                                       {"GB", 1e9}, {"TB", 1e12}, {"KiB", 1024.0}, {"MiB", 1048576.0},
-                                       {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}})
-      if (unit == name) scale = factor;
-    if (end == value.text.c_str() || scale == 0.0 || !(number > 0.0)) bad_value(value, "device_memory", type);
-    config.parallel.device_memory = number * scale;
+    for (const auto& [unit_name, factor] : {std::pair<const char*, double>{"B", 1.0}, {"KB", 1e3}, {"MB", 1e6},
+                                            {"GB", 1e9}, {"TB", 1e12}, {"KiB", 1024.0}, {"MiB", 1048576.0},
+                                            {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}})
+      if (unit == unit_name) scale = factor;
+    if (end == value.text.c_str() || scale == 0.0 || !(number > 0.0)) bad_value(value, name, type);
+    config.parallel.*field = number * scale;
   };
-  key.show = [](const Config& config) {
-    if (config.parallel.device_memory <= 0.0) return std::string("\"auto\"");
-    return quote(show_float(config.parallel.device_memory / 1e9) + "GB");
+  key.show = [field](const Config& config) {
+    if (config.parallel.*field <= 0.0) return std::string("\"auto\"");
+    return quote(show_float(config.parallel.*field / 1e9) + "GB");
   };
   return key;
 }
@@ -285,7 +284,12 @@ std::vector<DeckKey> make_keys() {
                           [](Config& c) -> bool& { return c.parallel.optimizer_offload; }));
   keys.push_back(integer_key<int>("world_size", "parallel", "ranks assumed by --dry-run; auto = this job's",
                                   [](Config& c) -> int& { return c.parallel.world_size; }, 1, "auto"));
-  keys.push_back(memory_key());
+  keys.push_back(memory_key("device_memory", "memory per rank for the fit check; auto = this host's free RAM / its ranks",
+                             &ParallelConfig::device_memory));
+  keys.push_back(memory_key("host_memory",
+                            "host memory per node for the fit check (optimizer offload's state, pinned); auto = this "
+                            "host's RAM, unknown for a --gpu what-if",
+                            &ParallelConfig::host_memory));
 
   keys.push_back(string_key("run_dir", "run", "directory for metrics.jsonl and config.toml",
                             [](Config& c) -> std::string& { return c.run.run_dir; }));

@@ -8,6 +8,7 @@ void MemoryLedger::add(const std::string& label, double bytes, MemoryKind kind) 
     case MemoryKind::Grads: grads += bytes; break;
     case MemoryKind::Optimizer: optimizer += bytes; break;
     case MemoryKind::Activations: activations += bytes; break;
+    case MemoryKind::Host: host += bytes; break;
   }
   labels.push_back(label);
 }

@@ -1,6 +1,9 @@
 #include "xp/kernels/adamw.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <thread>
+#include <vector>
 
 #include "xp/core/math.hpp"
 #include "xp/core/types.hpp"
@@ -71,6 +74,33 @@ void adamw_update_segments(float* params, float* m, float* v, const float* grads
   }
   (void)n;
 #endif
+}
+
+void adamw_update_segments_host(float* params, float* m, float* v, const float* grads, int64_t first, int64_t last,
+                                const int64_t* segment_ends, const int8_t* decay, int segments,
+                                const AdamWHyper& hyper, int threads) {
+  const AdamWElement update(hyper);
+  const float weight_decay = hyper.weight_decay;
+  auto part = [&](int64_t lo, int64_t hi) {
+    int s = static_cast<int>(std::upper_bound(segment_ends, segment_ends + segments, lo) - segment_ends);
+    for (int64_t begin = lo; begin < hi && s < segments; ++s) {
+      const int64_t end = std::min(hi, segment_ends[s]), size = end - begin;
+      const float d = decay[s] ? weight_decay : 0.0f;
+      float *p = params + begin, *pm = m + begin, *pv = v + begin;
+      const float* g = grads + (begin - first);
+      for (int64_t i = 0; i < size; ++i) update(p, pm, pv, g, nullptr, i, d);
+      begin = end;
+    }
+  };
+  // Parts of at least 64 Ki elements: a thread's start costs more than a smaller part's update.
+  const int64_t n = last - first;
+  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(threads, n / 65536 + 1));
+  const int64_t chunk = (n + workers - 1) / workers;
+  std::vector<std::thread> pool;
+  for (int64_t w = 1; w < workers; ++w)
+    pool.emplace_back(part, first + w * chunk, first + std::min(n, (w + 1) * chunk));
+  part(first, first + std::min(n, chunk));
+  for (std::thread& thread : pool) thread.join();
 }
 
 }  // namespace xp

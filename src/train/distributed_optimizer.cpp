@@ -5,7 +5,7 @@
 
 #include "xp/core/allocation.hpp"
 #include "xp/core/error.hpp"
-#include "xp/core/host_copy.hpp"
+#include "xp/core/device.hpp"
 #include "xp/kernels/elementwise.hpp"
 
 namespace xp {
@@ -16,16 +16,38 @@ ZeroShard zero_shard(int64_t parameters, int dp, int dp_rank, bool zero) {
   return {dp_rank * slice, (dp_rank + 1) * slice, slice * dp};
 }
 
-OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero) {
-  return {std::max<int64_t>(0, shard.size()), zero ? shard.size() : 0};
+OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero, bool offload) {
+  OptimizerBuffers buffers;
+  buffers.moments = offload ? 0 : std::max<int64_t>(0, shard.size());
+  buffers.shard_grads = zero ? shard.size() : 0;
+  if (offload) buffers.host = offload_buffers(shard.size());
+  return buffers;
 }
 
 DistributedOptimizer::DistributedOptimizer(GPT2& model, const ParallelGrid& grid, const TrainConfig& train,
-                                           const ZeroShard& shard, bool zero)
-    : model_(model), grid_(grid), shard_(shard), zero_(zero), adamw_(model.layout(), train, shard.begin, shard.end) {
-  const OptimizerBuffers sizes = optimizer_buffers(shard, zero);
+                                           const ZeroShard& shard, bool zero, const OffloadOptions& offload)
+    : model_(model), grid_(grid), shard_(shard), zero_(zero) {
+  const OptimizerBuffers sizes = optimizer_buffers(shard, zero, offload.enabled);
+  if (offload.enabled) {
+    host_adamw_ = std::make_unique<HostAdamW>(model.layout(), train, shard.begin, shard.end, offload.threads);
+    weights_loaded();
+  } else {
+    adamw_ = std::make_unique<AdamW>(model.layout(), train, shard.begin, shard.end);
+  }
   if (sizes.shard_grads > 0)
     shard_grads_ = allocate<FloatBuffer>("xp::shard_grads", sizes.shard_grads, MemoryKind::Grads);
+}
+
+void DistributedOptimizer::set_steps_taken(int64_t steps) {
+  if (host_adamw_) host_adamw_->set_steps_taken(steps);
+  else adamw_->set_steps_taken(steps);
+}
+
+void DistributedOptimizer::weights_loaded() {
+  if (!host_adamw_) return;
+  Kokkos::fence();
+  // The range's end may lie in the ZeRO padding, which the master copy covers too (it stays 0).
+  host_adamw_->load_weights(model_.params.data() + shard_.begin);
 }
 
 const float* DistributedOptimizer::reduced_grads() const {
@@ -60,20 +82,37 @@ double DistributedOptimizer::grad_norm_squared_part() const {
 }
 
 void DistributedOptimizer::step(double lr, double grad_scale) {
-  if (!zero_) {  // the update writes the compute weights of the whole buffer too
-    adamw_.step(model_.params.data(), reduced_grads(), lr, grad_scale, model_.compute_weights_copy());
+  if (host_adamw_) {  // the update lands in the model's fp32 weights; the compute copy follows them
+    Kokkos::fence();
+    host_adamw_->step(reduced_grads(), model_.params.data() + shard_.begin, lr, grad_scale);
+    if (zero_) grid_.dp().all_gather(model_.params.data() + shard_.begin, model_.params.data(), shard_.size());
+    model_.refresh_compute_weights();
     return;
   }
-  adamw_.step(model_.params.data(), reduced_grads(), lr, grad_scale);
+  if (!zero_) {  // the update writes the compute weights of the whole buffer too
+    adamw_->step(model_.params.data(), reduced_grads(), lr, grad_scale, model_.compute_weights_copy());
+    return;
+  }
+  adamw_->step(model_.params.data(), reduced_grads(), lr, grad_scale);
   Kokkos::fence();
   grid_.dp().all_gather(model_.params.data() + shard_.begin, model_.params.data(), shard_.size());
   model_.refresh_compute_weights();
 }
 
+float* DistributedOptimizer::moment_data(AdamMoment moment) const {
+  if (host_adamw_) return (moment == AdamMoment::ExpAvg ? host_adamw_->m : host_adamw_->v).data();
+  return (moment == AdamMoment::ExpAvg ? adamw_->m : adamw_->v).data();
+}
+
 void DistributedOptimizer::save_chunk(AdamMoment moment, int64_t begin, int64_t end, float* staging) const {
-  const FloatBuffer& values = moment == AdamMoment::ExpAvg ? adamw_.m : adamw_.v;
+  // Element i of the flat layout is values[i - shard.begin], in device or (offload) host memory.
+  const float* values = moment_data(moment);
+  auto copy_out = [&](int64_t first, int64_t last, float* to) {
+    if (last > first) copy_memory(to, values + (first - shard_.begin), sizeof(float) * size_t(last - first));
+  };
+  Kokkos::fence();
   if (!zero_) {
-    if (grid_.dp_rank() == 0) copy_to_host(values, shard_.begin, begin, end, staging);
+    if (grid_.dp_rank() == 0) copy_out(begin, end, staging);
     return;
   }
   // Replica r holds [r·slice, (r+1)·slice): its overlap with the chunk goes to its place in dp rank 0's
@@ -87,24 +126,25 @@ void DistributedOptimizer::save_chunk(AdamMoment moment, int64_t begin, int64_t 
     offsets[r] = static_cast<int>(std::min(first, end) - begin);
   }
   const int me = grid_.dp_rank();
-  if (counts[me] > 0) copy_to_host(values, shard_.begin, begin + offsets[me], begin + offsets[me] + counts[me],
-                                   staging + offsets[me]);
+  copy_out(begin + offsets[me], begin + offsets[me] + counts[me], staging + offsets[me]);
   XP_MPI_CHECK(MPI_Gatherv(me == 0 ? MPI_IN_PLACE : staging + offsets[me], counts[me], MPI_FLOAT, staging,
                            counts.data(), offsets.data(), MPI_FLOAT, 0, grid_.dp_comm()));
 }
 
 std::vector<float> DistributedOptimizer::moment_copy(AdamMoment moment) const {
-  const FloatBuffer& values = moment == AdamMoment::ExpAvg ? adamw_.m : adamw_.v;
   const int64_t last = std::min(shard_.end, model_.layout().total());
   std::vector<float> copy(static_cast<size_t>(std::max<int64_t>(0, last - shard_.begin)));
-  if (!copy.empty()) copy_to_host(values, shard_.begin, shard_.begin, last, copy.data());
+  Kokkos::fence();
+  if (!copy.empty()) copy_memory(copy.data(), moment_data(moment), sizeof(float) * copy.size());
   return copy;
 }
 
 void DistributedOptimizer::load_chunk(AdamMoment moment, int64_t begin, int64_t end, const float* staging) {
-  FloatBuffer& values = moment == AdamMoment::ExpAvg ? adamw_.m : adamw_.v;
+  float* values = moment_data(moment);
   const int64_t first = std::max(begin, shard_.begin), last = std::min({end, shard_.end, model_.layout().total()});
-  if (first < last) copy_from_host(staging + (first - begin), first, last, shard_.begin, values);
+  Kokkos::fence();
+  if (first < last)
+    copy_memory(values + (first - shard_.begin), staging + (first - begin), sizeof(float) * size_t(last - first));
 }
 
 }  // namespace xp

@@ -38,19 +38,124 @@ double what_if_available(const Config& config, const Layout& layout, bool gpu) {
   return gpu ? 0.0 : detect_device_memory(ranks_on_host);
 }
 
-// The first single change, in order of preference, that makes every stage fit; else the shortfall
-// and the smallest larger world (up to 64 ranks) where some layout would fit.
-std::string advise(const Config& config, const RunPlan& plan, double available) {
+// What a stage needs of the memory `available` counts: the device's, or on CPU builds the one RAM.
+double stage_need(const StageMemory& s, const Precision& precision) {
+  return precision.gpu ? s.total : s.ram_need();
+}
+double largest_need(const std::vector<StageMemory>& stages, const Precision& precision) {
+  double need = 0;
+  for (const StageMemory& s : stages) need = std::max(need, stage_need(s, precision));
+  return need;
+}
+// Host memory of the ranks of one node: every stage's tp × dp ranks, the world spread evenly over nodes.
+double host_per_node(const std::vector<StageMemory>& stages, const Layout& layout, int ranks_per_node) {
+  double world_bytes = 0;
+  for (const StageMemory& s : stages) world_bytes += s.host * layout.tp * layout.dp;
+  const int world = layout.tp * layout.pp * layout.dp;
+  return world_bytes * std::min(ranks_per_node, world) / world;
+}
+
+// Extra compute of recomputing activations, as a fraction of a step's (forward + backward ≈ 3 forwards):
+// per token and layer a forward costs 2·12·C² in matmuls (qkv 3C², attention projection C², fc 4C²,
+// its projection 4C²) and 4·T·C in attention scores and values, the LM head 2·C·Vp. What reruns is
+// what model/buffers.hpp does not keep: selective the attention and the fc GEMM (+ LayerNorms, GELU:
+// negligible), full the block's forward up to fc+GELU (all but the MLP's projection).
+double recompute_cost(const ModelConfig& model, Recompute mode) {
+  const double C = model.n_embd, T = model.seq_len, L = model.n_layer;
+  const double attention = 4 * T * C, block = 24 * C * C + attention;
+  const double step = 3 * (L * block + 2 * C * model.padded_vocab());
+  if (mode == Recompute::Full) return L * (16 * C * C + attention) / step;
+  if (mode == Recompute::Selective) return L * (8 * C * C + attention) / step;
+  return 0;
+}
+
+std::string percent(double fraction) { return fixed(100 * fraction, fraction < 0.1 ? 1 : 0) + "%"; }
+
+// The options the advisor may set besides the layout, one combination: ZeRO-1, a recompute mode, offload.
+struct Options {
+  bool zero = false;
+  Recompute recompute = Recompute::None;
+  bool offload = false;
+  int cost = 0;  // the order to try them in: cheapest first
+};
+
+// Every combination that changes something the config does not already have, cheapest first: ZeRO-1
+// (no extra work), selective recomputation (a few %), offload (PCIe traffic, AdamW on the host), full
+// recomputation (one more forward).
+std::vector<Options> option_sets(const Config& config) {
+  std::vector<Options> sets;
+  for (const bool zero : {false, true})
+    for (const Recompute recompute : {Recompute::None, Recompute::Selective, Recompute::Full})
+      for (const bool offload : {false, true}) {
+        if (zero && config.parallel.zero_stage == 1) continue;
+        if (recompute != Recompute::None && recompute <= config.parallel.recompute) continue;
+        if (offload && config.parallel.optimizer_offload) continue;
+        const int cost = (zero ? 1 : 0) + (recompute == Recompute::Selective ? 2 : recompute == Recompute::Full ? 8 : 0) +
+                         (offload ? 4 : 0);
+        if (cost > 0) sets.push_back({zero, recompute, offload, cost});
+      }
+  std::stable_sort(sets.begin(), sets.end(), [](const Options& a, const Options& b) { return a.cost < b.cost; });
+  return sets;
+}
+
+Config with_options(const Config& config, const Options& options) {
+  Config changed = config;
+  if (options.zero) changed.parallel.zero_stage = 1;
+  if (options.recompute != Recompute::None) changed.parallel.recompute = options.recompute;
+  if (options.offload) changed.parallel.optimizer_offload = true;
+  return changed;
+}
+
+// "set zero_stage = 1 and optimizer_offload = true" with what each costs.
+std::string describe_options(const Config& changed, const Options& options, const RunPlan& plan, int ranks_per_node) {
+  std::vector<std::string> knobs, costs;
+  if (options.zero) knobs.push_back("zero_stage = 1");
+  if (options.recompute != Recompute::None) {
+    const bool full = options.recompute == Recompute::Full;
+    knobs.push_back(std::string("recompute = \"") + (full ? "full" : "selective") + "\"");
+    costs.push_back("~+" + percent(recompute_cost(changed.model, options.recompute)) + " compute (" +
+                    (full ? "each block's forward" : "attention and fc+GELU forwards") + " again in backward)");
+  }
+  if (options.offload) {
+    knobs.push_back("optimizer_offload = true");
+    double host = 0, traffic = 0;
+    for (const StageMemory& s : plan.memory) {
+      host = std::max(host, s.host);
+      traffic = std::max(traffic, s.offload_traffic);
+    }
+    costs.push_back("host memory " + gib(host) + " GiB per rank, " +
+                    gib(host_per_node(plan.memory, plan.layout, ranks_per_node)) + " GiB per node; ~" +
+                    fixed(traffic / 1e9, 1) + " GB per step per rank over PCIe (gradients down, weights up); "
+                    "AdamW on the host cores");
+  }
+  std::string text = "set ";
+  for (size_t i = 0; i < knobs.size(); ++i) text += (i == 0 ? "" : " and ") + knobs[i];
+  if (!costs.empty()) {
+    text += " [cost: ";
+    for (size_t i = 0; i < costs.size(); ++i) text += (i == 0 ? "" : "; ") + costs[i];
+    text += "]";
+  }
+  return text;
+}
+
+// The first single change, in order of preference, that makes every stage fit; then recomputation and
+// offload, alone, together, and with another layout; else the shortfall and the smallest larger world
+// (up to 64 ranks) where some layout would fit.
+std::string advise(const Config& config, const RunPlan& plan, double available, double host_available,
+                   int ranks_per_node) {
   const ModelConfig& model = config.model;
   const Layout& layout = plan.layout;
   const int world = plan.world_size();
-  auto need = [&](const Config& c, const Layout& l) {
-    return largest(make_run_plan(c, l, 0, plan.precision).memory).total;
+  auto candidate_plan = [&](const Config& c, const Layout& l) { return make_run_plan(c, l, 0, plan.precision); };
+  auto need = [&](const Config& c, const Layout& l) { return largest_need(candidate_plan(c, l).memory, plan.precision); };
+  // Whether a candidate fits the device (or RAM) and, where host memory is known, the host.
+  auto fits = [&](const RunPlan& p) {
+    if (largest_need(p.memory, plan.precision) > available) return false;
+    return host_available <= 0 || host_per_node(p.memory, p.layout, ranks_per_node) <= host_available;
   };
   auto result = [&](const Layout& l, double bytes) {
     return " (" + layout_factors(l) + ": largest stage " + gib(bytes) + " of " + gib(available) + " GiB)";
   };
-
   for (int pp = layout.pp + 1; layout.tp * pp <= world; ++pp) {
     const Layout candidate = Layout{world / (layout.tp * pp), layout.tp, pp};
     if (!runnable(candidate, model, world)) continue;
@@ -85,10 +190,31 @@ std::string advise(const Config& config, const RunPlan& plan, double available) 
              std::to_string(smaller.train.grad_accum_steps) + " for the same global batch" + result(layout, bytes);
   }
 
+  // Recomputation, offload and ZeRO-1 on this layout, then with another tp × pp for this world.
+  std::vector<Layout> layouts{layout};
+  for (int tp = 1; tp <= std::min(world, max_tensor_parallel); ++tp)
+    for (int pp = 1; tp * pp <= world; ++pp) {
+      const Layout candidate{world / (tp * pp), tp, pp};
+      if ((tp != layout.tp || pp != layout.pp) && runnable(candidate, model, world)) layouts.push_back(candidate);
+    }
+  for (const Layout& candidate : layouts)
+    for (const Options& options : option_sets(config)) {
+      if (options.zero && candidate.dp == 1) continue;
+      const Config changed = with_options(config, options);
+      const RunPlan p = candidate_plan(changed, candidate);
+      if (!fits(p)) continue;
+      const bool moved = candidate.tp != layout.tp || candidate.pp != layout.pp;
+      return (moved ? "set tp_size to " + std::to_string(candidate.tp) + ", pp_stages to " + std::to_string(candidate.pp) +
+                          " and " + describe_options(changed, options, p, ranks_per_node).substr(4)
+                    : describe_options(changed, options, p, ranks_per_node)) +
+             result(candidate, largest_need(p.memory, plan.precision));
+    }
+
   const StageMemory& worst = largest(plan.memory);
+  const double worst_need = stage_need(worst, plan.precision);
   std::string text = "no single change fits on " + std::to_string(world) + " ranks: stage " +
-                     std::to_string(worst.stage) + " needs " + gib(worst.total) + " GiB per rank, " +
-                     gib(worst.total - available) + " GiB more than the " + gib(available) + " GiB available";
+                     std::to_string(worst.stage) + " needs " + gib(worst_need) + " GiB per rank, " +
+                     gib(worst_need - available) + " GiB more than the " + gib(available) + " GiB available";
   // Weights (+ compute copy), grads and AdamW state spread perfectly over the world: no layout goes below.
   const double bytes_per_parameter = 16.0 + (plan.precision.compute_copy() ? plan.precision.real_bytes : 0);
   const double state_bytes = double(plan.parameters) * bytes_per_parameter / world;
@@ -121,14 +247,24 @@ std::string advise(const Config& config, const RunPlan& plan, double available) 
 
 }  // namespace
 
-MemoryPlan check_fit(const Config& config, const RunPlan& plan, double available) {
+MemoryPlan check_fit(const Config& config, const RunPlan& plan, double available, int ranks_per_node) {
   MemoryPlan fit;
   fit.stages = plan.memory;
   fit.available = available;
   fit.precision = plan.precision;
-  fit.fits = available <= 0 || largest(plan.memory).total <= available;
-  if (!fit.fits) fit.advice = advise(config, plan, available);
+  fit.ranks_per_node = ranks_per_node > 0 ? std::min(ranks_per_node, plan.world_size()) : plan.world_size();
+  fit.host_per_node = host_per_node(plan.memory, plan.layout, fit.ranks_per_node);
+  fit.host_available = host_memory_per_node(config, plan.precision);
+  fit.device_fits = available <= 0 || largest_need(plan.memory, plan.precision) <= available;
+  fit.host_fits = fit.host_available <= 0 || fit.host_per_node <= fit.host_available;
+  fit.fits = fit.device_fits && fit.host_fits;
+  if (!fit.fits) fit.advice = advise(config, plan, available, fit.host_available, fit.ranks_per_node);
   return fit;
+}
+
+double host_memory_per_node(const Config& config, const Precision& precision) {
+  if (config.parallel.host_memory > 0) return config.parallel.host_memory;
+  return precision.gpu == device_build ? detect_device_memory(1) : 0.0;
 }
 
 double available_memory(const Config& config, int ranks_on_host) {
@@ -149,29 +285,41 @@ std::string format_memory_table(const MemoryPlan& plan, const Layout& layout) {
                 ": fp32 master + bf16 weights, bf16 activations";
   out << "memory per rank in GiB (" << layout_factors(layout) << "; " << precision << ")\n";
   char row[256];
-  std::snprintf(row, sizeof row, "%5s  %-12s %11s %8s %8s %9s %11s %7s %8s\n", "stage", "layers", "params/rank",
-                "weights", "grads", "optimizer", "activations", "comm", "total");
+  std::snprintf(row, sizeof row, "%5s  %-12s %11s %8s %8s %9s %11s %7s %8s %8s\n", "stage", "layers", "params/rank",
+                "weights", "grads", "optimizer", "activations", "comm", "total", "host");
   out << row;
   for (const StageMemory& s : plan.stages) {
     const std::string layers = std::to_string(s.first_layer) + "-" + std::to_string(s.last_layer - 1) + " (" +
                                std::to_string(s.last_layer - s.first_layer) + ")";
-    std::snprintf(row, sizeof row, "%5d  %-12s %11s %8s %8s %9s %11s %7s %8s\n", s.stage, layers.c_str(),
+    std::snprintf(row, sizeof row, "%5d  %-12s %11s %8s %8s %9s %11s %7s %8s %8s\n", s.stage, layers.c_str(),
                   count_text(s.parameters).c_str(), gib(s.weights).c_str(), gib(s.grads).c_str(),
                   gib(s.optimizer).c_str(), gib(s.activations).c_str(), gib(s.comm_buffers).c_str(),
-                  gib(s.total).c_str());
+                  gib(s.total).c_str(), gib(s.host).c_str());
     out << row;
   }
   double staging = 0;
   for (const StageMemory& s : plan.stages) staging = std::max(staging, s.checkpoint_staging);
   out << "checkpoint host staging during a save or resume: " << fixed(staging / (1 << 20), 1)
       << " MiB per rank (one chunk of one tensor; no whole-model copy)\n";
+  double host = 0;
+  for (const StageMemory& s : plan.stages) host = std::max(host, s.host);
+  out << "host       " << gib(host) << " GiB per rank, " << gib(plan.host_per_node) << " GiB per node ("
+      << plan.ranks_per_node << " ranks): " << (host > 0 ? "offloaded fp32 master weights, AdamW m and v, one gradient chunk"
+                                                        : "no optimizer offload")
+      << (host <= 0 ? "" : plan.precision.gpu ? " (pinned)" : "; CPU: the same RAM as the device columns, counted with them")
+      << "\n";
+  out << "host avail " << (plan.host_available > 0 ? gib(plan.host_available) + " GiB per node" : std::string("unknown"))
+      << (plan.host_fits ? "" : ": too little for the offloaded state") << "\n";
   if (plan.available <= 0) {
     out << "available  unknown\nverdict    not checked: set device_memory (e.g. device_memory=80GB)\n";
     return out.str();
   }
-  const double need = plan.stages.empty() ? 0.0 : largest(plan.stages).total;
+  const double need = plan.stages.empty() ? 0.0 : largest_need(plan.stages, plan.precision);
   out << "available  " << gib(plan.available) << " GiB per rank (" << fixed(plan.available / 1e9, 2) << " GB)\n";
-  if (plan.fits) out << "verdict    fits: largest stage " << gib(need) << " GiB, " << gib(plan.available - need) << " GiB to spare\n";
+  if (plan.fits)
+    out << "verdict    fits: largest stage " << gib(need) << " GiB, " << gib(plan.available - need) << " GiB ("
+        << percent((plan.available - need) / plan.available) << ") to spare"
+        << (plan.host_per_node > 0 ? "; host " + gib(plan.host_per_node) + " GiB per node" : std::string()) << "\n";
   else out << "verdict    does not fit: " << plan.advice << "\n";
   return out.str();
 }
@@ -196,6 +344,9 @@ std::string dry_run_report(const Config& config, int world_size, bool gpu) {
   out << "layout    tp_size " << layout.tp << " × pp_stages " << layout.pp << " × dp_size " << layout.dp << " = "
       << world_size << " ranks" << (automatic.empty() ? "" : " (auto: " + automatic + ")") << ", zero_stage "
       << parallel.zero_stage << "\n";
+  const char* modes[] = {"none", "selective", "full"};
+  out << "memory    recompute " << modes[static_cast<int>(parallel.recompute)] << ", optimizer_offload "
+      << (parallel.optimizer_offload ? "true" : "false") << "\n";
   out << "batch     micro-batch " << config.train.batch_size << " × " << model.seq_len << " tokens, grad_accum_steps "
       << config.train.grad_accum_steps << ", global batch "
       << int64_t{layout.dp} * config.train.batch_size * config.train.grad_accum_steps << " sequences\n";

@@ -66,7 +66,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
     const std::string split = tp_node_split_problem(nodes, plan_.layout.tp);
     if (!split.empty()) throw InputError(split);
     // Refuse to start a run that cannot fit, before allocating anything, and say which knob to turn.
-    const MemoryPlan fit = check_fit(config, plan_, available_memory(config, host_ranks));
+    const MemoryPlan fit = check_fit(config, plan_, available_memory(config, host_ranks), host_ranks);
     if (!fit.fits) throw InputError("the model does not fit in memory:\n" + format_memory_table(fit, plan_.layout));
     faults_ = faults_from_environment();
     for (const Fault& fault : faults_)
@@ -101,7 +101,8 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   model_ = std::make_unique<GPT2>(config.model, plan_.placement, grid_->tp(), plan_.micro_batch, plan_.slots,
                                   plan_.recompute, plan_.shard.buffer_size);
   model_->init_weights(config.train.seed, config.train.init_std, threads);
-  optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero);
+  optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero,
+                                                      OffloadOptions{config.parallel.optimizer_offload, threads});
   sequences_.resize(int64_t{config.train.batch_size} * (config.model.seq_len + 1));
 
   // A resumed run continues its own checkpoint; init_from only starts a run that has none yet.
@@ -138,6 +139,7 @@ void Trainer::resume_from(const std::string& dir) {
     else optimizer_->load_chunk(adam_moment(moment), begin, end, staging);
   }, checkpoint_chunk_bytes_);
   model_->refresh_compute_weights();
+  optimizer_->weights_loaded();
   optimizer_->set_steps_taken(state.step);
   steps_done_ = last_checkpoint_ = state.step;
   last_checkpoint_dir_ = dir;
@@ -161,6 +163,7 @@ void Trainer::init_from(const std::string& dir) {
     copy_from_host(staging, begin, end, 0, model_->params);
   }, checkpoint_chunk_bytes_, false);
   model_->refresh_compute_weights();
+  optimizer_->weights_loaded();
   if (grid_->world_rank() == 0)
     std::printf("xp_train: weights from %s (step %lld of its run, saved with dp=%d tp=%d pp=%d); step 0, fresh "
                 "optimizer, data from the start\n", dir.c_str(), static_cast<long long>(state.step), state.layout.dp,

@@ -25,6 +25,7 @@ void Trainer::roll_back(const DataCursor& past_bad) {
   if (rolls_back_in_memory()) {
     copy_from_host(kept_.params.data(), 0, model_->layout().total(), 0, model_->params);
     model_->refresh_compute_weights();
+    optimizer_->weights_loaded();  // offload's host master copy follows the restored weights
     const int64_t begin = plan_.shard.begin;
     optimizer_->load_chunk(AdamMoment::ExpAvg, begin, begin + int64_t(kept_.exp_avg.size()), kept_.exp_avg.data());
     optimizer_->load_chunk(AdamMoment::ExpAvgSq, begin, begin + int64_t(kept_.exp_avg_sq.size()),

@@ -1,5 +1,6 @@
 // The run plan's memory estimate is the allocation. For each configuration the Trainer is built (model,
-// optimizer, data) and the bytes its model and optimizer allocated, counted by allocate() in the ledger,
+// optimizer, data) and the bytes its model and optimizer allocated (device and, with optimizer offload,
+// host), counted by allocate() in the ledger,
 // must equal what its run plan predicts for this rank's stage — weights, grads, optimizer state and
 // activations each (the issue allows 1%; they are exact). The `--dry-run` estimate (estimate_memory)
 // must give the same numbers on the fp32 build, and the `--dry-run --gpu` one where Real is bf16 (the
@@ -33,6 +34,7 @@ struct Case {
   int batch_size, grad_accum_steps;
   int n_embd = 32, n_head = 4;  // head size 8; 128 and 2 give head size 64 (the fused attention on GPU)
   xp::Recompute recompute = xp::Recompute::None;  // what the model keeps for backward (model/buffers.hpp)
+  bool offload = false;                          // optimizer_offload: AdamW state in host memory
 };
 
 constexpr xp::Recompute selective = xp::Recompute::Selective, full = xp::Recompute::Full;
@@ -63,6 +65,9 @@ const std::vector<Case> cases = {
     {"pp 4, 4 micro-batches, full", 1, 4, 1, 0, 2, 4, 32, 4, full},
     {"tp 2 × pp 2 × dp 2, ZeRO-1, selective", 2, 2, 2, 1, 2, 2, 32, 4, selective},
     {"tp 2 × pp 2 × dp 2, ZeRO-1, full", 2, 2, 2, 1, 2, 2, 32, 4, full},
+    {"one rank, offload", 1, 1, 1, 0, 2, 1, 32, 4, xp::Recompute::None, true},
+    {"dp 2, ZeRO-1, offload", 1, 1, 2, 1, 3, 2, 32, 4, xp::Recompute::None, true},
+    {"tp 2 × pp 2, offload, full", 2, 2, 1, 0, 2, 2, 32, 4, full, true},
 };
 
 // Bytes Kokkos holds in the default memory space, and under which labels, from its allocation events.
@@ -115,11 +120,12 @@ xp::Config case_config(const Case& c) {
   config.train.batch_size = c.batch_size;
   config.train.grad_accum_steps = c.grad_accum_steps;
   config.parallel.recompute = c.recompute;
+  config.parallel.optimizer_offload = c.offload;
   return config;
 }
 
-void expect_bytes(double allocated, double planned, const char* kind) {
-  EXPECT_GT(planned, 0) << kind;
+void expect_bytes(double allocated, double planned, const char* kind, bool may_be_zero = false) {
+  if (!may_be_zero) EXPECT_GT(planned, 0) << kind;
   EXPECT_NEAR(allocated, planned, 0.01 * planned) << kind << ": allocated " << allocated << ", planned " << planned;
   EXPECT_EQ(allocated, planned) << kind << " (exact: the same size functions)";
 }
@@ -145,8 +151,11 @@ TEST(RunPlan, MemoryEstimateIsTheAllocation) {
     EXPECT_EQ(plan.precision.real_bytes, static_cast<int>(sizeof(xp::Real)));
     expect_bytes(ledger.weights, planned.weights, "weights");
     expect_bytes(ledger.grads, planned.grads, "grads");
-    expect_bytes(ledger.optimizer, planned.optimizer, "optimizer");
+    expect_bytes(ledger.optimizer, planned.optimizer, "optimizer", c.offload);
     expect_bytes(ledger.activations, planned.activations, "activations");
+    expect_bytes(ledger.host, planned.host, "host", !c.offload);
+    EXPECT_EQ(planned.optimizer == 0, c.offload);
+    EXPECT_EQ(planned.host > 0, c.offload);
 
     // The dry run's estimates are allocations too: the CPU build's (`--dry-run`) where this build is
     // fp32, the GPU build's (`--dry-run --gpu`) where Real is bf16 — on a CUDA build always, on the
@@ -160,12 +169,13 @@ TEST(RunPlan, MemoryEstimateIsTheAllocation) {
       EXPECT_EQ(ledger.grads, dry.grads) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
       EXPECT_EQ(ledger.optimizer, dry.optimizer) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
       EXPECT_EQ(ledger.activations, dry.activations) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
+      EXPECT_EQ(ledger.host, dry.host) << (gpu_build ? "--dry-run --gpu" : "--dry-run");
     }
 
     // Nothing of size went around allocate().
     std::string names;
     const double outside = KokkosAllocations::held_outside(ledger.labels, names);
-    const double counted = ledger.weights + ledger.grads + ledger.optimizer + ledger.activations;
+    const double counted = ledger.weights + ledger.grads + ledger.optimizer + ledger.activations + ledger.host;
     EXPECT_LT(outside, 0.01 * counted) << "held by Kokkos but not counted:" << names;
   }
   if (tested == 0) GTEST_SKIP() << "no configuration has " << world_size() << " ranks";

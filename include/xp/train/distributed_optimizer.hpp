@@ -3,14 +3,17 @@
 // saves and loads its own state as torchtitan's): it sums the gradients over the dp replicas (all-reduce,
 // or with ZeRO-1 a reduce-scatter that leaves each replica one slice), gives this rank's share of the
 // global squared gradient norm, runs AdamW on this rank's range of the flat buffer (all of it, or its
-// slice), all-gathers the updated slices and refreshes the bf16 compute weights.
+// slice), all-gathers the updated slices and refreshes the bf16 compute weights. With optimizer offload
+// the AdamW state of the range lives in host memory and the update runs there (HostAdamW).
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "xp/config/config.hpp"
 #include "xp/core/types.hpp"
 #include "xp/model/gpt2.hpp"
 #include "xp/parallel/grid.hpp"
+#include "xp/train/host_optimizer.hpp"
 #include "xp/train/optimizer.hpp"
 
 namespace xp {
@@ -31,10 +34,18 @@ inline bool shards_optimizer(int zero_stage, int dp) { return zero_stage == 1 &&
 
 // Floats the optimizer allocates, by the kinds the allocation ledger counts.
 struct OptimizerBuffers {
-  int64_t moments = 0;      // of m and of v each (Optimizer)
+  int64_t moments = 0;      // of m and of v each (Optimizer); 0 with offload
   int64_t shard_grads = 0;  // ZeRO-1: the dp-summed gradients of the slice (Grads); 0 without
+  OffloadBuffers host;      // with offload: master weights, m, v and the gradient chunk (Host); else 0
 };
-OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero);
+OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero, bool offload = false);
+
+// Where the optimizer keeps its state: on the device with the model (threads unused), or offloaded to
+// host memory and updated by `threads` host threads.
+struct OffloadOptions {
+  bool enabled = false;
+  int threads = 1;
+};
 
 // The two AdamW moments a checkpoint keeps of the optimizer besides the step.
 enum class AdamMoment { ExpAvg, ExpAvgSq };
@@ -43,7 +54,7 @@ class DistributedOptimizer {
  public:
   // `model` (whose params and grads are shard.buffer_size long) and `grid` must outlive it.
   DistributedOptimizer(GPT2& model, const ParallelGrid& grid, const TrainConfig& train, const ZeroShard& shard,
-                       bool zero);
+                       bool zero, const OffloadOptions& offload = {});
 
   // Sums the gradients over the dp group: in place, or with ZeRO-1 this rank's slice into its own buffer.
   void reduce_gradients();
@@ -65,16 +76,21 @@ class DistributedOptimizer {
   // range puts it back).
   std::vector<float> moment_copy(AdamMoment moment) const;
   // Steps already taken (AdamW's bias correction) after a resume.
-  void set_steps_taken(int64_t steps) { adamw_.set_steps_taken(steps); }
+  void set_steps_taken(int64_t steps);
+  // The model's weights changed outside the optimizer (a resume loaded them): offload re-reads its
+  // master copy of the range; the device optimizer works on the model's weights themselves.
+  void weights_loaded();
 
  private:
   const float* reduced_grads() const;  // the dp-summed gradients of [begin, end)
+  float* moment_data(AdamMoment moment) const;  // element i of the flat layout at [i - shard.begin]
 
   GPT2& model_;
   const ParallelGrid& grid_;
   ZeroShard shard_;
   bool zero_;
-  AdamW adamw_;
+  std::unique_ptr<AdamW> adamw_;         // on the device, or
+  std::unique_ptr<HostAdamW> host_adamw_;  // offloaded
   FloatBuffer shard_grads_;  // ZeRO-1 only
 };
 

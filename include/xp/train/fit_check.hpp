@@ -13,16 +13,29 @@ namespace xp {
 struct MemoryPlan {
   std::vector<StageMemory> stages;  // the run plan's
   double available = 0;             // bytes per rank; 0 = unknown (nothing checked)
-  bool fits = true;
+  // Host memory (optimizer offload's state): what the node's ranks together need, and have; 0 = unknown.
+  int ranks_per_node = 1;
+  double host_per_node = 0;
+  double host_available = 0;        // bytes per node; 0 = unknown (not checked)
+  bool device_fits = true, host_fits = true;
+  bool fits = true;                 // both
   Precision precision;              // of the build planned for
   std::string advice;               // the knob to turn when it does not fit
 };
 
-// `plan`'s stages against `available` bytes per rank (0: unknown, nothing checked), with advice when the
-// largest does not fit: the first single change, in order of preference (more pipeline stages, more
-// tensor parallelism, ZeRO-1, a smaller micro-batch with more accumulation for the same global batch),
-// else the shortfall and the smallest larger world where some layout fits.
-MemoryPlan check_fit(const Config& config, const RunPlan& plan, double available);
+// `plan`'s stages against `available` bytes per rank (0: unknown, nothing checked) and their host memory,
+// summed over the `ranks_per_node` ranks of a node (0: the whole world on one host), against
+// host_memory_per_node(), with advice when either does not fit: the first change, in order of preference
+// (more pipeline stages, more tensor parallelism, ZeRO-1, a smaller micro-batch with more accumulation
+// for the same global batch, selective then full recomputation, optimizer offload, then those options
+// together and with another tp × pp), each with its cost, else the shortfall and the smallest larger
+// world where some layout fits. On CPU builds device and host memory are one RAM: a stage needs both.
+MemoryPlan check_fit(const Config& config, const RunPlan& plan, double available, int ranks_per_node = 0);
+
+// Host memory per node the fit check allows: host_memory when set; else this host's free RAM where the
+// plan is for this build's own kind of machine (a CPU plan, or a GPU plan on a GPU build), unknown (0) for
+// a GPU what-if planned on a CPU build.
+double host_memory_per_node(const Config& config, const Precision& precision);
 
 // Bytes one rank of this build may use: device_memory when set, else its share of its GPU (GPU builds)
 // or of this host's free RAM among the `ranks_on_host` ranks of the job on this host.

@@ -6,9 +6,21 @@
 
 #include "xp/config/config.hpp"
 #include "xp/core/types.hpp"
+#include "xp/kernels/adamw.hpp"
 #include "xp/model/layout.hpp"
 
 namespace xp {
+
+// Runs of adjacent tensors of [begin, end) with the same weight-decay flag, offsets within the range:
+// one update pass (one launch) covers them all.
+struct DecaySegment {
+  int64_t offset, size;  // within [begin, end)
+  bool decay;
+};
+std::vector<DecaySegment> decay_segments(const ParameterLayout& layout, int64_t begin, int64_t end);
+
+// AdamW's hyper-parameters for its `step`-th update (1-based) at learning rate `lr`.
+AdamWHyper adamw_hyper(const TrainConfig& train, int64_t step, double lr, double grad_scale);
 
 class AdamW {
  public:
@@ -25,11 +37,7 @@ class AdamW {
   FloatBuffer m, v;  // (end - begin)
 
  private:
-  struct Segment {
-    int64_t offset, size;  // within [begin, end)
-    bool decay;
-  };
-  std::vector<Segment> segments_;  // runs of adjacent tensors with the same decay flag
+  std::vector<DecaySegment> segments_;
   Kokkos::View<int64_t*> segment_ends_;  // device copies of segments_: end offsets and decay flags
   Kokkos::View<int8_t*> segment_decay_;
   TrainConfig train_;

@@ -35,6 +35,12 @@ struct StageMemory {
   // what the libraries hold for us (pipeline send + receive of one boundary activation; on GPU an
   // all-reduce bucket), an estimate — the only one here.
   double weights = 0, grads = 0, optimizer = 0, activations = 0, comm_buffers = 0, total = 0;
+  // Host memory the rank allocates besides those (optimizer_offload: fp32 master weights, both AdamW
+  // moments of its range and one gradient chunk; pinned on GPU builds). Not in `total`, which is the
+  // device's; on CPU builds both are the same RAM (ram_need()).
+  double host = 0;
+  double offload_traffic = 0;  // bytes per step between device and host with offload: fp32 grads down, weights up
+  double ram_need() const { return total + host; }  // a CPU build's whole need
   // Host memory a checkpoint save or resume adds for its duration (its staging buffer, one chunk:
   // checkpoint_staging_bytes); host memory on GPU builds, so not in `total`.
   double checkpoint_staging = 0;
