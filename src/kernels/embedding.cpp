@@ -38,15 +38,16 @@ void embedding_bwd(float* dwte, float* dwpe, const Real* dout, const int32_t* to
   Kokkos::parallel_for("xp::embedding_bwd_wte", row_policy(positions), KOKKOS_LAMBDA(const RowMember& team) {
     const int64_t i = team.league_rank(), key = key_data[i];
     if (key == not_local) return;
-    const int64_t local = key / positions;
-    if (i > 0 && key_data[i - 1] / positions == local) return;  // not the first position of its token
+    // This token's keys are [first_key, first_key + positions); the team at its first position does its row.
+    const int64_t local = key / positions, first_key = local * positions;
+    if (i > 0 && key_data[i - 1] >= first_key) return;
+    int64_t end = i + 1;
+    while (end < positions && key_data[end] < first_key + positions) ++end;
     float* row = dwte + local * C;
-    team_for(team, C, [&](int c) {
-      float sum = row[c];
-      for (int64_t j = i; j < positions && key_data[j] != not_local && key_data[j] / positions == local; ++j)
-        sum += to_float(dout[(key_data[j] % positions) * C + c]);
-      row[c] = sum;
-    });
+    for (int64_t j = i; j < end; ++j) {  // each thread keeps its channels: every value is added in position order
+      const Real* d = dout + (key_data[j] - first_key) * C;
+      team_for(team, C, [&](int c) { row[c] += to_float(d[c]); });
+    }
   });
   if (!dwpe) return;
   Kokkos::parallel_for("xp::embedding_bwd_wpe", Range(0, int64_t{T} * C), KOKKOS_LAMBDA(int64_t tc) {
