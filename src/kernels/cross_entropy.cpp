@@ -2,6 +2,7 @@
 
 #include "xp/core/math.hpp"
 #include "xp/core/types.hpp"
+#include "kernels/fixed_order_sum.hpp"
 
 namespace xp {
 namespace {
@@ -41,24 +42,31 @@ void cross_entropy_target_logit(float* target_logit, const Real* logits, const i
   });
 }
 
+namespace {
+
+// Σ losses in double, in fixed groups of rows: the same total at any thread count (a parallel_reduce's
+// order follows the threads).
+double sum_losses(const float* losses, int N) {
+  return fixed_order_sum("xp::cross_entropy_sum", N, 256, KOKKOS_LAMBDA(int64_t n) { return double(losses[n]); });
+}
+
+}  // namespace
+
 double cross_entropy_finish(float* losses, float* lse, const float* row_max, const float* sum_exp,
                             const float* target_logit, int N) {
-  double total = 0.0;
-  Kokkos::parallel_reduce("xp::cross_entropy_finish", Range(0, N), KOKKOS_LAMBDA(int64_t n, double& sum) {
+  Kokkos::parallel_for("xp::cross_entropy_finish", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
     const float log_sum = row_max[n] + math::log(sum_exp[n]);
     lse[n] = log_sum;
     losses[n] = log_sum - target_logit[n];
-    sum += losses[n];
-  }, total);
-  return total;
+  });
+  return sum_losses(losses, N);
 }
 
 double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const int32_t* targets, int N, int V,
                          int Vp) {
   // One kernel, one team per row: the max pass reads the row from memory, the Σ exp pass again (from the
   // cache on a GPU), then the loss; the host waits once, for the sum.
-  double total = 0.0;
-  Kokkos::parallel_reduce("xp::cross_entropy_fwd", row_policy(N), KOKKOS_LAMBDA(const RowMember& team, double& sum) {
+  Kokkos::parallel_for("xp::cross_entropy_fwd", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
     const int64_t n = team.league_rank();
     const Real* row = logits + n * Vp;
     const float max_logit = team_row_max(team, row, V);
@@ -67,10 +75,9 @@ double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const in
       const float log_sum = max_logit + math::log(sum_exp);
       lse[n] = log_sum;
       losses[n] = log_sum - to_float(row[targets[n]]);
-      sum += losses[n];
     });
-  }, total);
-  return total;
+  });
+  return sum_losses(losses, N);
 }
 
 void cross_entropy_bwd(Real* dlogits, const Real* logits, const float* lse, const int32_t* targets, float dloss,

@@ -2,6 +2,7 @@
 
 #include "xp/core/math.hpp"
 #include "xp/core/types.hpp"
+#include "kernels/fixed_order_sum.hpp"
 
 namespace xp {
 
@@ -43,19 +44,12 @@ void layernorm_bwd(Real* dinp, float* dweight, float* dbias, const Real* dout, c
                       s * (to_float(dy[c]) * to_float(weight[c]) - dnorm_mean - xhat * dnorm_xhat_mean));
     });
   });
-  // Parameter gradients: chunks of rows per channel, added in chunk order on the host.
-  const int64_t chunks = (N + column_sum_chunk - 1) / column_sum_chunk;
-  Kokkos::parallel_for("xp::layernorm_bwd_params", Range(0, chunks * C), KOKKOS_LAMBDA(int64_t i) {
-    const int64_t c = i % C, first = (i / C) * column_sum_chunk;
-    const int64_t last = first + column_sum_chunk < N ? first + column_sum_chunk : N;
-    float dw = 0.0f, db = 0.0f;
-    for (int64_t n = first; n < last; ++n) {
-      const float dy = to_float(dout[n * C + c]);
-      dw += dy * (to_float(inp[n * C + c]) - mean[n]) * rstd[n];
-      db += dy;
-    }
-    Kokkos::atomic_add(&dweight[c], dw);
-    Kokkos::atomic_add(&dbias[c], db);
+  // Parameter gradients: chunks of rows per channel, the chunk sums added in chunk order (no atomics).
+  fixed_order_column_sums<2>("xp::layernorm_bwd_params", "xp::layernorm_bwd_params_finish", {{dweight, dbias}}, N, C,
+                             KOKKOS_LAMBDA(int64_t n, int64_t c, float* acc) {
+    const float dy = to_float(dout[n * C + c]);
+    acc[0] += dy * (to_float(inp[n * C + c]) - mean[n]) * rstd[n];
+    acc[1] += dy;
   });
 }
 

@@ -73,7 +73,7 @@ KOKKOS_INLINE_FUNCTION void team_for(const RowMember& team, int n, const F& f) {
 }
 
 // Rows per chunk when columns are summed over many rows (bias and LayerNorm gradients): chunks of rows
-// are summed in parallel and added atomically, in chunk order on the host.
+// are summed in parallel, then their sums added in chunk order (src/kernels/fixed_order_sum.hpp).
 constexpr int64_t column_sum_chunk = 256;
 
 }  // namespace xp
