@@ -45,11 +45,20 @@ void cached_attention_fwd(Real* out, float* scores, const Real* qkv, const Real*
 }
 
 Generator::Generator(const ModelConfig& model, const ParameterLayout& layout, const Real* weights, Communicator& tp,
-                     int max_tokens)
-    : model_(model), layout_(layout), weights_(weights), tp_(tp), max_tokens_(max_tokens) {
+                     int max_tokens, GenerationPipeline pipeline)
+    : model_(model), layout_(layout), weights_(weights), tp_(tp), pipeline_(pipeline), max_tokens_(max_tokens) {
   const Placement& place = layout.placement();
-  XP_REQUIRE(place.first_layer == 0 && place.last_layer == model.n_layer && place.has_embedding && place.has_head,
-             "generation needs every layer on one pipeline stage (pp = 1)");
+  const bool first = pipeline.stage == 0, last = pipeline.stage == pipeline.stages - 1;
+  XP_REQUIRE(pipeline.stages >= 1 && pipeline.stage >= 0 && pipeline.stage < pipeline.stages,
+             "generator: stage " + std::to_string(pipeline.stage) + " of " + std::to_string(pipeline.stages));
+  XP_REQUIRE(pipeline.stages == 1 || (pipeline.activations && pipeline.tokens != MPI_COMM_NULL &&
+                                      pipeline.activations->size() == pipeline.stages),
+             "generator: a pipeline of " + std::to_string(pipeline.stages) + " stages needs its pp communicators");
+  XP_REQUIRE(place.has_embedding == first && place.has_head == last && (!first || place.first_layer == 0) &&
+                 (!last || place.last_layer == model.n_layer) && place.first_layer < place.last_layer,
+             "generator: the layout of stage " + std::to_string(pipeline.stage) + " of " +
+                 std::to_string(pipeline.stages) + " must hold its layers, the embedding on the first stage and the "
+                 "head on the last");
   XP_REQUIRE(place.tp_size == tp.size(), "generator: placement tp_size does not match the tensor-parallel group");
   XP_REQUIRE(max_tokens >= 1 && max_tokens <= model.seq_len,
              "generator: KV cache of " + std::to_string(max_tokens) + " positions, the model has " +
@@ -59,8 +68,9 @@ Generator::Generator(const ModelConfig& model, const ParameterLayout& layout, co
   heads_local_ = model.n_head / tp_size;
   vocab_local_ = model.padded_vocab() / tp_size;
   vocab_start_ = place.tp_rank * vocab_local_;
-  const int64_t n = max_tokens, C = model.n_embd, CL = C_local_, L = model.n_layer;
-  // Not in the memory ledger: a KV cache of L·T·2C/tp and buffers of T rows, small beside training's.
+  const int64_t n = max_tokens, C = model.n_embd, CL = C_local_, L = place.last_layer - place.first_layer;
+  // Not in the memory ledger: a KV cache of L·T·2C/tp (this stage's L layers) and buffers of T rows,
+  // small beside training's.
   tokens_ = TokenBuffer("xp::generate_tokens", n);
   host_tokens_ = Kokkos::create_mirror_view(tokens_);
   x_ = RealBuffer("xp::generate_residual", n * C);
@@ -90,17 +100,23 @@ const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
   for (int i = 0; i < n; ++i) host_tokens_(i) = tokens[i];
   Kokkos::deep_copy(tokens_, host_tokens_);
 
-  // Embedding of positions pos..pos+n-1: wpe's rows from pos on.
+  const Placement& place = layout_.placement();
+  const int stage = pipeline_.stage;
   Real* x = x_.data();
-  vocab_parallel_embedding_fwd(x, tokens_.data(), weight(layout_.wte()), weight(layout_.wpe()) + int64_t{pos} * C, 1,
-                               n, C, vocab_start_, VL, tp_);
-  for (int l = 0; l < model_.n_layer; ++l) {
+  // Embedding of positions pos..pos+n-1 (wpe's rows from pos on), or the previous stage's output rows.
+  if (place.has_embedding)
+    vocab_parallel_embedding_fwd(x, tokens_.data(), weight(layout_.wte()), weight(layout_.wpe()) + int64_t{pos} * C,
+                                 1, n, C, vocab_start_, VL, tp_);
+  else
+    pipeline_.activations->recv(x, size_t(n) * C, stage - 1);
+  for (int l = place.first_layer; l < place.last_layer; ++l) {
     const BlockOffsets& w = layout_.block(l);
+    const int64_t cache_index = l - place.first_layer;
     layernorm_fwd(ln_.data(), mean_.data(), rstd_.data(), x, weight(w.ln1_w), weight(w.ln1_b), n, C);
     column_parallel_fwd(qkv_.data(), ln_.data(), weight(w.qkv_w), weight(w.qkv_b), n, C, 3 * CL);
     // This layer's new keys and values join the cache at their positions.
-    Real* k = k_cache_.data() + l * cache_layer;
-    Real* v = v_cache_.data() + l * cache_layer;
+    Real* k = k_cache_.data() + cache_index * cache_layer;
+    Real* v = v_cache_.data() + cache_index * cache_layer;
     const Real* qkv = qkv_.data();
     Kokkos::parallel_for("xp::kv_cache_append", Range(0, int64_t{n} * CL), KOKKOS_LAMBDA(int64_t ic) {
       const int64_t i = ic / CL, c = ic % CL;
@@ -115,6 +131,13 @@ const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
     row_parallel_fwd(scratch_.data(), fch_gelu_.data(), weight(w.fcproj_w), n, 4 * CL, C, tp_);
     bias_residual_fwd(x, x, scratch_.data(), weight(w.fcproj_b), n, C);
   }
+  position_ += n;
+  if (!place.has_head) {
+    Kokkos::fence();  // the last block's writes, before the rows leave
+    pipeline_.activations->send(x, size_t(n) * C, stage + 1);
+    logits_out_.clear();
+    return logits_out_;
+  }
   // Final LayerNorm and this rank's vocabulary slice of the LM head, for the last token only.
   layernorm_fwd(ln_.data(), mean_.data(), rstd_.data(), x + int64_t{n - 1} * C, weight(layout_.lnf_w()),
                 weight(layout_.lnf_b()), 1, C);
@@ -127,7 +150,6 @@ const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
   tp_.all_gather(local, all_logits_.data(), VL);
   Kokkos::deep_copy(host_logits_, all_logits_);
   logits_out_.assign(host_logits_.data(), host_logits_.data() + model_.vocab_size);
-  position_ += n;
   return logits_out_;
 }
 
@@ -137,9 +159,13 @@ std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, int
   reset();
   std::vector<int32_t> generated;
   const std::vector<float>* logits = &feed(prompt);
+  const int last = pipeline_.stages - 1;
   for (int i = 0; i < count; ++i) {
-    generated.push_back(sample_token(*logits, settings, static_cast<uint64_t>(i)));
-    if (i + 1 < count) logits = &feed({generated.back()});
+    int32_t token = pipeline_.stage == last ? sample_token(*logits, settings, static_cast<uint64_t>(i)) : 0;
+    // Every tp rank of the last stage drew the same token; each sends it down its own pp group.
+    if (pipeline_.stages > 1) XP_MPI_CHECK(MPI_Bcast(&token, 1, MPI_INT32_T, last, pipeline_.tokens));
+    generated.push_back(token);
+    if (i + 1 < count) logits = &feed({token});
   }
   return generated;
 }

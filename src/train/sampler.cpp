@@ -17,10 +17,6 @@ const Real* compute_weights(GPT2& model) {
 TrainingSampler::TrainingSampler(const Config& config, const ParallelGrid& grid, GPT2& model)
     : settings_(config.sample), seed_(config.train.seed), grid_(grid) {
   agree_on_setup(grid.world(), [&] {
-    if (grid.layout().pp > 1)
-      throw InputError("sample_every = " + std::to_string(settings_.sample_every) + " needs pp_stages = 1, this run has " +
-                       std::to_string(grid.layout().pp) + " pipeline stages: set sample_every = 0 and run xp_generate "
-                       "on a checkpoint of this run (it loads any layout)");
     codec_ = make_run_text_codec(config);  // the data's tokenizer (xp_train resolved it at start-up)
     prompt_ = codec_->encode(settings_.sample_prompt);
     if (prompt_.empty()) throw InputError("sample_prompt is empty: a sample needs at least one prompt token");
@@ -30,9 +26,12 @@ TrainingSampler::TrainingSampler(const Config& config, const ParallelGrid& grid,
                        std::to_string(settings_.sample_tokens) + ") exceed seq_len " +
                        std::to_string(config.model.seq_len) + ", the longest context the model has");
   });
-  if (grid.dp_rank() == 0)
+  if (grid.dp_rank() == 0) {
+    // Every stage of replica 0 runs its own layers; the last stage's tokens reach them all (rank 0 too).
+    const GenerationPipeline pipeline{&grid.pp(), grid.pp_comm(), grid.pp_rank(), grid.layout().pp};
     generator_ = std::make_unique<Generator>(config.model, model.layout(), compute_weights(model), grid.tp(),
-                                             static_cast<int>(prompt_.size()) + settings_.sample_tokens);
+                                             static_cast<int>(prompt_.size()) + settings_.sample_tokens, pipeline);
+  }
 }
 
 void TrainingSampler::after_step(int64_t step) {

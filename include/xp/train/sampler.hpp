@@ -1,9 +1,9 @@
 #pragma once
 // Samples during training (deck keys sample_every, sample_tokens, sample_prompt, temperature, top_k):
-// every sample_every steps the tensor-parallel group of data-parallel replica 0 generates from the
-// current weights with a KV cache (model/generator.hpp) and world rank 0 prints the decoded text.
-// Other replicas skip it (theirs are the same weights). Pipeline-parallel runs are refused at start-up:
-// generation needs every layer on one rank group (xp_generate loads a pp run's checkpoint instead).
+// every sample_every steps the ranks of data-parallel replica 0 (its tp groups, and with pp > 1 every
+// pipeline stage, each on its own layers) generate from the current weights with a KV cache
+// (model/generator.hpp); the last stage samples, every stage receives the tokens, and world rank 0
+// (stage 0) prints the decoded text. Other replicas skip it (theirs are the same weights).
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -18,7 +18,7 @@ namespace xp {
 
 class TrainingSampler {
  public:
-  // Collective over the grid: an unusable setting (pp > 1, a prompt too long for seq_len or empty, a
+  // Collective over the grid: an unusable setting (a prompt too long for seq_len or empty, a
   // byte the vocabulary lacks) throws InputError on every rank.
   TrainingSampler(const Config& config, const ParallelGrid& grid, GPT2& model);
 
