@@ -117,7 +117,7 @@ step_probe() {
     [[ -f $bundle/manifest.txt ]] && head -n 30 "$bundle/manifest.txt"
     have mpirun && LIM_CAP=20 lim mpirun -np 2 hostname | sed 's/^/mpirun -np 2 hostname: /'
     echo "## ldd of the carried binaries (in $carried_dir)"
-    for f in xp_train xp_ckpt xp_prep tests/xp_unit_tests tests/xp_mpi_tests tests/xp_reference_dump; do
+    for f in xp_train xp_ckpt xp_prep xp_generate tests/xp_unit_tests tests/xp_mpi_tests tests/xp_reference_dump; do
       bins+=("$carried_dir/$f")
     done
     mapfile -t -O "${#bins[@]}" bins < <(find -L "$carried_dir" -maxdepth 2 -type f -name 'xp_*_check' 2>/dev/null)

@@ -247,14 +247,14 @@ std::string advise(const Config& config, const RunPlan& plan, double available, 
 
 }  // namespace
 
-MemoryPlan check_fit(const Config& config, const RunPlan& plan, double available, int ranks_per_node) {
+MemoryPlan check_fit(const Config& config, const RunPlan& plan, double available, int ranks_per_node, bool what_if) {
   MemoryPlan fit;
   fit.stages = plan.memory;
   fit.available = available;
   fit.precision = plan.precision;
   fit.ranks_per_node = ranks_per_node > 0 ? std::min(ranks_per_node, plan.world_size()) : plan.world_size();
   fit.host_per_node = host_per_node(plan.memory, plan.layout, fit.ranks_per_node);
-  fit.host_available = host_memory_per_node(config, plan.precision);
+  fit.host_available = host_memory_per_node(config, plan.precision, what_if);
   fit.device_fits = available <= 0 || largest_need(plan.memory, plan.precision) <= available;
   fit.host_fits = fit.host_available <= 0 || fit.host_per_node <= fit.host_available;
   fit.fits = fit.device_fits && fit.host_fits;
@@ -262,9 +262,10 @@ MemoryPlan check_fit(const Config& config, const RunPlan& plan, double available
   return fit;
 }
 
-double host_memory_per_node(const Config& config, const Precision& precision) {
+double host_memory_per_node(const Config& config, const Precision& precision, bool what_if) {
   if (config.parallel.host_memory > 0) return config.parallel.host_memory;
-  return precision.gpu == device_build ? detect_device_memory(1) : 0.0;
+  if (precision.gpu && (what_if || !device_build)) return 0.0;
+  return detect_device_memory(1);
 }
 
 double available_memory(const Config& config, int ranks_on_host) {
@@ -274,7 +275,7 @@ double available_memory(const Config& config, int ranks_on_host) {
 
 MemoryPlan estimate_memory(const Config& config, const Layout& layout, bool gpu) {
   const RunPlan plan = make_run_plan(config, layout, 0, gpu ? gpu_precision : cpu_precision);
-  return check_fit(config, plan, what_if_available(config, layout, gpu));
+  return check_fit(config, plan, what_if_available(config, layout, gpu), 0, true);
 }
 
 std::string format_memory_table(const MemoryPlan& plan, const Layout& layout) {
@@ -329,7 +330,7 @@ std::string dry_run_report(const Config& config, int world_size, bool gpu) {
   const ParallelConfig& parallel = config.parallel;
   const RunPlan plan = make_run_plan(config, world_size, 0, gpu ? gpu_precision : cpu_precision);
   const Layout& layout = plan.layout;
-  const MemoryPlan fit = check_fit(config, plan, what_if_available(config, layout, gpu));
+  const MemoryPlan fit = check_fit(config, plan, what_if_available(config, layout, gpu), 0, true);
 
   std::string automatic;
   for (const auto& [value, name] : {std::pair<int, const char*>{parallel.tp_size, "tp_size"},

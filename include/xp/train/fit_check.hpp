@@ -30,12 +30,14 @@ struct MemoryPlan {
 // for the same global batch, selective then full recomputation, optimizer offload, then those options
 // together and with another tp × pp), each with its cost, else the shortfall and the smallest larger
 // world where some layout fits. On CPU builds device and host memory are one RAM: a stage needs both.
-MemoryPlan check_fit(const Config& config, const RunPlan& plan, double available, int ranks_per_node = 0);
+// `what_if`: a plan for a machine that need not be this one (--dry-run, estimate_memory).
+MemoryPlan check_fit(const Config& config, const RunPlan& plan, double available, int ranks_per_node = 0,
+                     bool what_if = false);
 
-// Host memory per node the fit check allows: host_memory when set; else this host's free RAM where the
-// plan is for this build's own kind of machine (a CPU plan, or a GPU plan on a GPU build), unknown (0) for
-// a GPU what-if planned on a CPU build.
-double host_memory_per_node(const Config& config, const Precision& precision);
+// Host memory per node the fit check allows: host_memory when set; else this host's free RAM for a CPU
+// plan, and for a GPU plan of a real run on a GPU build; unknown (0) for a GPU what-if, whichever build
+// plans it (as its device memory is unknown without device_memory), so every build prints the same plan.
+double host_memory_per_node(const Config& config, const Precision& precision, bool what_if);
 
 // Bytes one rank of this build may use: device_memory when set, else its share of its GPU (GPU builds)
 // or of this host's free RAM among the `ranks_on_host` ranks of the job on this host.
