@@ -65,7 +65,7 @@ if ! cmake --build "$gpu_root/build" -j"$(nproc)" >"$build_log" 2>&1; then
   exit 1
 fi
 grep -E "warning" "$build_log" | sort -u | head -40 || true
-for binary in xp_train xp_ckpt xp_prep xp_gemm_check xp_attention_check tests/xp_unit_tests tests/xp_mpi_tests; do
+for binary in xp_train xp_ckpt xp_prep xp_gemm_check xp_attention_check xp_kernel_bench tests/xp_unit_tests tests/xp_mpi_tests; do
   [[ -x $build_dir/$binary ]] || die "the CUDA build made no $binary"
 done
 echo "CUDA build of xp_train compiled in $((SECONDS - start)) s in $build_dir (as $gpu_root/build)"

@@ -35,7 +35,7 @@ ompi_include=/usr/lib/x86_64-linux-gnu/openmpi/include
 pmix_dir=/usr/lib/x86_64-linux-gnu/pmix2
 hdf5_include=/usr/include/hdf5/serial
 # The executables the GPU run uses; every other file of the build tree but CTest's is left behind.
-binaries=(xp_train xp_ckpt xp_prep xp_generate xp_gemm_check xp_attention_check tests/xp_unit_tests tests/xp_mpi_tests
+binaries=(xp_train xp_ckpt xp_prep xp_generate xp_gemm_check xp_attention_check xp_kernel_bench tests/xp_unit_tests tests/xp_mpi_tests
           tests/xp_reference_dump tests/cli/libxp_fake_hdf5_version.so)
 # What the GPU image has: glibc, the GCC runtime, CUDA and NCCL (never carried: theirs must be used there).
 provided='^(linux-vdso|ld-linux-x86-64|libc|libm|libmvec|libpthread|libdl|librt|libutil|libresolv|libanl|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt|libnccl)\.so'

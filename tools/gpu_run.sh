@@ -46,6 +46,8 @@ layout_dp2          25 reserved 2 ranks dp=2 on the one GPU (MPI backend): losse
 layout_tp2          25 reserved 2 ranks tp=2 likewise
 xp_350m             35 reserved xp_train GPT-2 350M B=16: tokens/s, MFU, peak memory
 xp_1p5b             55 reserved xp_train GPT-2 1.5B B=8: tokens/s, MFU, peak memory
+kernel_bench        40 spare    fused CUDA kernels beside their Kokkos versions: GB/s against each one's floor (xp_kernel_bench)
+xp_124m_kokkos      50 spare    xp_124m again with gpu_kernels=kokkos: what the fused kernels gain end to end
 torch_compile_350m 100 spare    torch.compile at 350M B=16
 memcheck            40 spare    compute-sanitizer memcheck on xp_attention_check --no-bench
 racecheck           60 spare    compute-sanitizer racecheck on xp_attention_check --no-bench

@@ -187,10 +187,10 @@ step_loss_curve() {
   return "$rc"
 }
 
-xp_model() {  # xp_model NAME DECK: one rank, bench_steps steps, no final checkpoint
+xp_model() {  # xp_model NAME DECK [KEY=VALUE...]: one rank, bench_steps steps, no final checkpoint
   local dir=$runs/$1 args=() rc
   need_xp || return 77
-  args=("inputs/bench_gpu_$2.in" run_dir="$dir" steps="$bench_steps" peak_tflops="$peak_tflops")
+  args=("inputs/bench_gpu_$2.in" run_dir="$dir" steps="$bench_steps" peak_tflops="$peak_tflops" "${@:3}")
   ((final_ckpt_key)) && args+=(final_checkpoint=false)
   rm -rf "$dir"
   xp_run 1 "${args[@]}"; rc=$?
@@ -203,6 +203,7 @@ xp_model() {  # xp_model NAME DECK: one rank, bench_steps steps, no final checkp
 step_xp_124m() { xp_model xp_124m 124m; }
 step_xp_350m() { xp_model xp_350m 350m; }
 step_xp_1p5b() { xp_model xp_1p5b 1p5b; }
+step_xp_124m_kokkos() { xp_model xp_124m_kokkos 124m gpu_kernels=kokkos; }
 
 torch_model() {  # torch_model NAME MODEL BATCH MODE STEPS [XP_NAME]
   local rc
@@ -227,6 +228,7 @@ kernel_check() {  # kernel_check NAME BINARY [ARGS]: exit 77 of a check means it
 }
 step_gemm_check() { kernel_check gemm_check xp_gemm_check; }
 step_attention_check() { kernel_check attention_check xp_attention_check; }
+step_kernel_bench() { kernel_check kernel_bench xp_kernel_bench; }
 
 step_unit_tests() {
   local exe=$xp_bin/tests/xp_unit_tests listing n rc

@@ -314,6 +314,10 @@ std::vector<DeckKey> make_keys() {
   keys.push_back(bool_key("tensorboard", "run",
                           "also write the metrics and the config as a TensorBoard event file in <run_dir>",
                           [](Config& c) -> bool& { return c.run.tensorboard; }));
+  keys.push_back(word_key("gpu_kernels", "run",
+                          "GPU build's kernels: fused (hand-written CUDA) or kokkos (portable, for side-by-side "
+                          "measurement); CPU builds always run Kokkos",
+                          [](Config& c) -> std::string& { return c.run.gpu_kernels; }, {"fused", "kokkos"}));
 
   keys.push_back(integer_key<int64_t>("sample_every", "sample", "steps between samples printed by rank 0; 0 = never",
                                       [](Config& c) -> int64_t& { return c.sample.sample_every; }, 0));

@@ -19,6 +19,7 @@
 #include "xp/kernels/elementwise.hpp"
 #if !defined(XP_ENABLE_CUDA)
 #include "xp/kernels/gemm.hpp"
+#include "xp/kernels/kernel_path.hpp"
 #endif
 #include "xp/parallel/node_map.hpp"
 #include "xp/train/fit_check.hpp"
@@ -57,6 +58,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   XP_MPI_CHECK(MPI_Comm_rank(world, &world_rank));
   // From the start: a preemption warning during set-up still ends in a checkpoint after one step.
   install_stop_handlers(world_rank);
+  set_kernel_path(config.run.gpu_kernels == "kokkos" ? KernelPath::Kokkos : KernelPath::Fused);
   const int host_ranks = ranks_on_this_host(world);
   const std::vector<int> nodes = node_of_ranks(world);
   agree_on_setup(world, [&] {

@@ -23,7 +23,7 @@ check "reserved limits add up to <= 540 s ($reserved)" test "$reserved" -le 540 
 check "setup + probe + fallback build fit the budget ($fallback)" test "$fallback" -le 540
 check "every step has a positive limit" test -z "$(awk '$2 <= 0' <<<"$rows")"
 check "steps in the order of value" \
-  test "$order" = "setup probe build_kokkos build_xp loss_curve xp_124m torch_eager_124m torch_compile_124m gemm_check attention_check unit_tests layout_dp2 layout_tp2 xp_350m xp_1p5b torch_compile_350m memcheck racecheck ceilings "
+  test "$order" = "setup probe build_kokkos build_xp loss_curve xp_124m torch_eager_124m torch_compile_124m gemm_check attention_check unit_tests layout_dp2 layout_tp2 xp_350m xp_1p5b kernel_bench xp_124m_kokkos torch_compile_350m memcheck racecheck ceilings "
 
 # --- a stub bundle -------------------------------------------------------------------------------
 rm -rf "$work" && mkdir -p "$work"/{bin,bundle/build/tests,bundle/cpu_reference}
@@ -128,6 +128,8 @@ check "attention check SKIP (not in the bundle)" row attention_check SKIP first
 check "unit tests FAIL naming the failed and the crashed test" has "$s" 'unit_tests +FAIL .*1 passed, 1 failed, 1 crashed.*A.three.*A.two'
 check "2-rank layouts PASS against the 1-rank run" bash -c "grep -qE '^layout_dp2 +PASS' '$s' && grep -qE '^layout_tp2 +PASS' '$s'"
 check "sanitizers SKIP without the attention check" row memcheck SKIP first
+check "kernel microbenchmarks SKIP (not in the bundle)" row kernel_bench SKIP first
+check "124M runs again on the Kokkos kernels" bash -c "grep bench_gpu_124m '$work/calls' | grep -q 'gpu_kernels=kokkos'"
 check "a short table printed last" bash -c "tail -n 1 '$work/console_first.txt' | grep -qE '^ceilings '"
 
 calls=$(wc -l <"$work/calls") unit_calls=$(wc -l <"$work/calls.unit")

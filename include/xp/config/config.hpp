@@ -72,6 +72,7 @@ struct RunConfig {
   std::string resume = "none";   // none, latest, or a checkpoint directory
   bool tensorboard = false;      // rank 0 also writes a TensorBoard event file in run_dir
   std::string init_from;         // checkpoint whose weights start a fresh run (fine-tuning); resume wins
+  std::string gpu_kernels = "fused";  // fused | kokkos: the GPU build's kernel implementation (kernels/kernel_path.hpp)
 };
 
 // Samples printed during training (train/sampler.hpp): the same settings as xp_generate's options.
