@@ -119,11 +119,17 @@ void GPT2::block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bo
   if (run(a_.ln1)) layernorm_fwd(x.ln1, x.ln1_mean, x.ln1_rstd, x.residual, weight(w.ln1_w), weight(w.ln1_b), N, C);
   if (run(a_.qkv)) column_parallel_fwd(x.qkv, x.ln1, weight(w.qkv_w), weight(w.qkv_b), N, C, 3 * CL);
   if (run(a_.atty)) attention_fwd(x.atty, x.att, x.qkv, B, T, CL, NH);
-  if (run(a_.residual2)) {
-    row_parallel_fwd(scratch, x.atty, weight(w.proj_w), N, CL, C, tp_);
+  // residual2 = residual + proj + bias, normalised in the same pass where both are (re)computed; either
+  // alone gives the same bits (residual_layernorm_fwd's contract).
+  if (run(a_.residual2)) row_parallel_fwd(scratch, x.atty, weight(w.proj_w), N, CL, C, tp_);
+  if (run(a_.residual2) && run(a_.ln2)) {
+    residual_layernorm_fwd(x.residual2, x.ln2, x.ln2_mean, x.ln2_rstd, x.residual, scratch, weight(w.proj_b),
+                           weight(w.ln2_w), weight(w.ln2_b), N, C);
+  } else if (run(a_.residual2)) {
     bias_residual_fwd(x.residual2, x.residual, scratch, weight(w.proj_b), N, C);
+  } else if (run(a_.ln2)) {
+    layernorm_fwd(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, weight(w.ln2_w), weight(w.ln2_b), N, C);
   }
-  if (run(a_.ln2)) layernorm_fwd(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, weight(w.ln2_w), weight(w.ln2_b), N, C);
   if (run(a_.fch)) column_parallel_gelu_fwd(fch_gelu, x.fch, x.ln2, weight(w.fc_w), weight(w.fc_b), N, C, 4 * CL);
   if (recompute) return;  // backward needs nothing of the block's output
   row_parallel_fwd(scratch, fch_gelu, weight(w.fcproj_w), N, 4 * CL, C, tp_);
