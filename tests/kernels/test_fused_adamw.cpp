@@ -119,7 +119,7 @@ void expect_same_bits(int64_t n, const Segments* segments, int grid, int threads
   const Floats compute_lib = to_host(compute_ref);
   int64_t compute_differ = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const uint16_t emulated = compute_storage[offset + i].bits;
+    const uint16_t emulated = adamw::bits_of(compute_storage[offset + i]);
     compute_differ += emulated != bf16_bits(want[i]);
     if (!real_is_float) compute_differ += bf16_value(emulated) != compute_lib[i];
   }
