@@ -267,6 +267,54 @@ void check_backward_weight(const LayerInputs& x, bool with_bias_grad, std::mt199
   }
 }
 
+// The bias gradient as matmul_bwd takes it (src/kernels/matmul_epilogues.hpp): BGRADB into bias_grad_scratch, at
+// the real K (rows = B·T = 32768, the sum that loses most to fp32), at widths that are no multiple of 8, and twice
+// with the same inputs — the same bits both times (the layer's gradients are deterministic). Where cuBLASLt has no
+// algorithm (gemm_supported false) matmul_bwd falls back to column_sums_add: reported, not failed.
+void check_bias_grad_as_the_layer_uses_it(std::mt19937& rng) {
+  const int shapes[][3] = {{32768, 64, 768}, {4096, 40, 2304}, {1000, 24, 77}, {33, 8, 3}};  // (N, C, OC)
+  for (const auto& shape : shapes) {
+    const int rows = shape[0], C = shape[1], OC = shape[2];
+    const std::string name = "(N,C,OC)=(" + std::to_string(rows) + "," + std::to_string(C) + "," +
+                             std::to_string(OC) + ")";
+    Tensor dout(size_t(rows) * OC, DType::BF16), inp(size_t(rows) * C, DType::BF16), dweight(size_t(OC) * C, DType::F32);
+    dout.fill(rng, -1, 1);
+    inp.fill(rng, -1, 1);
+    dweight.fill(rng, -1, 1);
+    GemmEpilogue epilogue;
+    epilogue.kind = Epilogue::BiasGrad;
+    epilogue.bias_grad = xp::cuda::bias_grad_scratch(size_t(OC));
+    if (!xp::cuda::gemm_supported(true, false, OC, C, rows, dout.device, DType::BF16, OC, inp.device, DType::BF16, C,
+                                  1.0f, dweight.device, DType::F32, C, epilogue)) {
+      std::printf("SKIP  %-58s no cuBLASLt algorithm: matmul_bwd uses column_sums_add\n",
+                  ("BiasGrad via scratch " + name).c_str());
+      continue;
+    }
+    std::vector<std::vector<float>> sums, weights;
+    for (int run = 0; run < 2; ++run) {
+      dweight.upload();  // the same accumulated gradient before each run
+      xp::cuda::gemm(true, false, OC, C, rows, 1.0f, dout.device, DType::BF16, OC, inp.device, DType::BF16, C, 1.0f,
+                     dweight.device, DType::F32, C, epilogue, nullptr);
+      CHECK_CUDA(cudaDeviceSynchronize());
+      std::vector<float> sum(OC);
+      CHECK_CUDA(cudaMemcpy(sum.data(), epilogue.bias_grad, sizeof(float) * OC, cudaMemcpyDeviceToHost));
+      sums.push_back(sum);
+      weights.push_back(dweight.download());
+    }
+    std::vector<double> column_sums(OC, 0.0);
+    for (int r = 0; r < rows; ++r)
+      for (int o = 0; o < OC; ++o) column_sums[o] += dout.host[size_t(r) * OC + o];
+    report("BiasGrad via scratch dbias " + name, relative_error(sums[0], column_sums), f32_tol);
+    const auto product = reference_matmul(transposed(dout.host, rows, OC), widened(inp.host), OC, C, rows);
+    std::vector<double> expected(product.size());
+    for (size_t i = 0; i < expected.size(); ++i) expected[i] = dweight.host[i] + product[i];
+    report("BiasGrad via scratch dW += " + name, relative_error(weights[0], expected), f32_tol);
+    const bool same = std::memcmp(sums[0].data(), sums[1].data(), sizeof(float) * OC) == 0 &&
+                      std::memcmp(weights[0].data(), weights[1].data(), sizeof(float) * weights[0].size()) == 0;
+    report("BiasGrad twice: the same bits " + name, same ? 0.0 : 1.0, 0.0);
+  }
+}
+
 // All-fp32 gemm with both operands transposed, alpha and beta: the mapping beyond the layer's three cases.
 void check_f32_transposed(std::mt19937& rng) {
   const int M = 37, N = 53, K = 29;
@@ -461,6 +509,7 @@ int main() {
   std::printf("METRIC gemm main cases=%d failed=%d max_rel_err=%.3e\n", cases, failures, max_error);
   std::printf("next: BiasGrad (BGRADB, bf16 in, fp32 out), fp32 GELU, fp32 bias with bf16 out\n");
   std::fflush(stdout);
+  check_bias_grad_as_the_layer_uses_it(rng);  // first: it reports an unsupported BiasGrad instead of ending
   for (const auto& shape : shapes) check_backward_weight(LayerInputs(shape[0], shape[1], shape[2], rng), true, rng);
   time_layer(rng, true);
   check_gelu_form();

@@ -5,39 +5,66 @@
 #include <thread>
 #include <vector>
 
-#include "xp/core/math.hpp"
+#include "kernels/cuda/adamw_math.hpp"
 #include "xp/core/types.hpp"
+#include "xp/kernels/kernel_path.hpp"
+
+#if defined(XP_ENABLE_CUDA)
+#include "kernels/cuda/fused_adamw.hpp"
+#include "xp/core/device.hpp"
+#endif
 
 namespace xp {
 namespace {
 
-// The update of one element; `decay` is the decoupled weight decay of its tensor.
+// The update of element i: the arithmetic of kernels/cuda/adamw_math.hpp, which the fused CUDA kernel
+// runs too, so every path gives the same bits.
 struct AdamWElement {
-  float beta1, beta2, eps, lr, grad_scale, m_correction, v_correction;
+  adamw::Constants constants;
 
   explicit AdamWElement(const AdamWHyper& hyper)
-      : beta1(hyper.beta1), beta2(hyper.beta2), eps(hyper.eps), lr(hyper.lr), grad_scale(hyper.grad_scale),
-        m_correction(static_cast<float>(1.0 / (1.0 - std::pow(double{hyper.beta1}, double(hyper.step))))),
-        v_correction(static_cast<float>(1.0 / (1.0 - std::pow(double{hyper.beta2}, double(hyper.step))))) {}
+      : constants{hyper.beta1,
+                  hyper.beta2,
+                  hyper.eps,
+                  hyper.lr,
+                  hyper.grad_scale,
+                  static_cast<float>(1.0 / (1.0 - std::pow(double{hyper.beta1}, double(hyper.step)))),
+                  static_cast<float>(1.0 / (1.0 - std::pow(double{hyper.beta2}, double(hyper.step))))} {}
 
   KOKKOS_INLINE_FUNCTION void operator()(float* params, float* m, float* v, const float* grads, Real* compute,
                                          int64_t i, float decay) const {
-    const float g = grads[i] * grad_scale;
-    const float m_new = beta1 * m[i] + (1.0f - beta1) * g;
-    const float v_new = beta2 * v[i] + (1.0f - beta2) * g * g;
-    m[i] = m_new;
-    v[i] = v_new;
-    const float m_hat = m_new * m_correction, v_hat = v_new * v_correction;
-    const float updated = params[i] - lr * (m_hat / (math::sqrt(v_hat) + eps) + decay * params[i]);
+    float m_i = m[i], v_i = v[i];
+    const float updated = adamw::element(constants, params[i], m_i, v_i, grads[i], decay);
+    m[i] = m_i;
+    v[i] = v_i;
     params[i] = updated;
     if (compute) compute[i] = to_real(updated);
   }
 };
 
+#if defined(XP_ENABLE_CUDA)
+// The fused kernel's launch description (device arrays). Real is __nv_bfloat16 in this build, which
+// simt::bf16 is too.
+adamw::Arguments fused_arguments(float* params, float* m, float* v, const float* grads, int64_t n,
+                                 const int64_t* segment_ends, const int8_t* decay, int segments,
+                                 const AdamWHyper& hyper, Real* compute) {
+  static_assert(sizeof(Real) == sizeof(simt::bf16), "the compute copy is bf16");
+  return adamw::Arguments{params, m, v, grads, reinterpret_cast<simt::bf16*>(compute), n, segment_ends, decay,
+                          segments, hyper.weight_decay, AdamWElement(hyper).constants};
+}
+#endif
+
 }  // namespace
 
 void adamw_update(float* params, float* m, float* v, const float* grads, int64_t n, const AdamWHyper& hyper,
                   Real* compute) {
+#if defined(XP_ENABLE_CUDA)
+  if (use_fused_kernels()) {  // no segment table: one segment, decayed
+    cuda::fused_adamw(fused_arguments(params, m, v, grads, n, nullptr, nullptr, 1, hyper, compute),
+                      static_cast<cudaStream_t>(device_stream()));
+    return;
+  }
+#endif
   const AdamWElement update(hyper);
   const float decay = hyper.weight_decay;
   Kokkos::parallel_for("xp::adamw_update", Range(0, n), KOKKOS_LAMBDA(int64_t i) {
@@ -48,6 +75,13 @@ void adamw_update(float* params, float* m, float* v, const float* grads, int64_t
 void adamw_update_segments(float* params, float* m, float* v, const float* grads, int64_t n,
                            const int64_t* segment_ends, const int8_t* decay, int segments, const AdamWHyper& hyper,
                            Real* compute) {
+#if defined(XP_ENABLE_CUDA)
+  if (use_fused_kernels()) {
+    cuda::fused_adamw(fused_arguments(params, m, v, grads, n, segment_ends, decay, segments, hyper, compute),
+                      static_cast<cudaStream_t>(device_stream()));
+    return;
+  }
+#endif
 #if defined(KOKKOS_ENABLE_CUDA)
   // One launch for every tensor: each thread finds its segment by binary search.
   const AdamWElement update(hyper);

@@ -1,8 +1,10 @@
 #include "xp/kernels/matmul.hpp"
 
+#include "kernels/matmul_epilogues.hpp"
 #include "xp/core/types.hpp"
 #include "xp/kernels/elementwise.hpp"
 #include "xp/kernels/gelu.hpp"
+#include "xp/kernels/kernel_path.hpp"
 
 #if defined(XP_ENABLE_CUDA)
 #include <cstdint>
@@ -27,12 +29,8 @@ using cuda::GemmEpilogue;
 
 cudaStream_t stream() { return static_cast<cudaStream_t>(device_stream()); }
 
-// cuBLASLt's bias and aux epilogues need 16-byte aligned vectors and an aux leading dimension divisible
-// by 8. GPT-2's tensors always qualify; small or finely tensor-split test models may not, and then the
-// epilogue runs as a separate Kokkos pass instead.
-bool epilogue_ready(const void* vector, int leading_dimension) {
-  return reinterpret_cast<std::uintptr_t>(vector) % 16 == 0 && leading_dimension % 8 == 0;
-}
+using matmul_epilogues::BiasGradPath;
+using matmul_epilogues::bias_grad_path;
 
 // out (N,OC) = inp (N,C) · weight (OC,C)ᵀ with `epilogue`, all bf16.
 void forward_gemm(Real* out, const Real* inp, const Real* weight, int N, int C, int OC, const GemmEpilogue& epilogue) {
@@ -50,7 +48,7 @@ void add_bias(Real* out, const Real* bias, int N, int OC) {
 
 void matmul_fwd(Real* out, const Real* inp, const Real* weight, const Real* bias, int N, int C, int OC) {
   GemmEpilogue epilogue;
-  const bool fused = bias && epilogue_ready(bias, OC);
+  const bool fused = bias && matmul_epilogues::ready(bias, OC);
   if (fused) {
     epilogue.kind = Epilogue::Bias;
     epilogue.bias = bias;
@@ -62,7 +60,7 @@ void matmul_fwd(Real* out, const Real* inp, const Real* weight, const Real* bias
 
 void matmul_gelu_fwd(Real* out, Real* pre, const Real* inp, const Real* weight, const Real* bias, int N, int C,
                      int OC) {
-  if (!epilogue_ready(bias, OC) || !epilogue_ready(pre, OC)) {
+  if (!matmul_epilogues::ready(bias, OC) || !matmul_epilogues::ready(pre, OC)) {
     matmul_fwd(pre, inp, weight, bias, N, C, OC);
     gelu_fwd(out, pre, int64_t{N} * OC);
     return;
@@ -79,7 +77,7 @@ void matmul_gelu_fwd(Real* out, Real* pre, const Real* inp, const Real* weight, 
 void matmul_bwd(Real* dinp, float* dweight, float* dbias, const Real* dout, const Real* inp, const Real* weight,
                 int N, int C, int OC, const Real* gelu_pre) {
   GemmEpilogue input_epilogue;
-  const bool fused_gelu = gelu_pre && epilogue_ready(gelu_pre, C);
+  const bool fused_gelu = gelu_pre && matmul_epilogues::ready(gelu_pre, C);
   if (fused_gelu) {
     input_epilogue.kind = Epilogue::DGelu;
     input_epilogue.aux = const_cast<Real*>(gelu_pre);
@@ -88,9 +86,26 @@ void matmul_bwd(Real* dinp, float* dweight, float* dbias, const Real* dout, cons
   cuda::gemm(false, false, N, C, OC, 1.0f, dout, DType::BF16, OC, weight, DType::BF16, C, 0.0f, dinp, DType::BF16, C,
              input_epilogue, stream());
   if (gelu_pre && !fused_gelu) gelu_bwd(dinp, gelu_pre, dinp, int64_t{N} * C);
+  // The weight gradient, and with it the bias gradient where cuBLASLt's BGRADB epilogue can (matmul_epilogues.hpp).
+  GemmEpilogue weight_epilogue;
+  BiasGradPath path = bias_grad_path(dbias, use_fused_kernels(), N, OC);
+  if (path == BiasGradPath::Epilogue) {
+    weight_epilogue.kind = Epilogue::BiasGrad;
+    weight_epilogue.bias_grad = cuda::bias_grad_scratch(OC);
+    if (!cuda::gemm_supported(true, false, OC, C, N, dout, DType::BF16, OC, inp, DType::BF16, C, 1.0f, dweight,
+                              DType::F32, C, weight_epilogue)) {
+      weight_epilogue = GemmEpilogue{};
+      path = BiasGradPath::ColumnSums;
+    }
+  }
   cuda::gemm(true, false, OC, C, N, 1.0f, dout, DType::BF16, OC, inp, DType::BF16, C, 1.0f, dweight, DType::F32, C,
-             GemmEpilogue{}, stream());
-  if (dbias) column_sums_add(dbias, dout, N, OC);
+             weight_epilogue, stream());
+  if (path == BiasGradPath::Epilogue) {
+    const float* sums = weight_epilogue.bias_grad;
+    Kokkos::parallel_for("xp::matmul_bias_grad_add", Range(0, OC), KOKKOS_LAMBDA(int64_t o) { dbias[o] += sums[o]; });
+  } else if (path == BiasGradPath::ColumnSums) {
+    column_sums_add(dbias, dout, N, OC);
+  }
 }
 
 #else

@@ -119,12 +119,15 @@ struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t layout_a = nullptr, layout_b = nullptr, layout_c = nullptr;  // layout_c is also D's
   cublasLtMatmulAlgo_t algo{};
+  bool supported = false;  // false: cuBLASLt offered no algorithm (kept, so the question is asked once)
 };
 
 struct State {
   cublasLtHandle_t handle = nullptr;
   void* workspace = nullptr;
   std::unordered_map<PlanKey, Plan, PlanKeyHash> plans;
+  float* scratch = nullptr;  // bias_grad_scratch's vector
+  size_t scratch_count = 0;
 };
 
 // Process lifetime on purpose (no destructor): freeing after the CUDA context is gone would fail. gemm_release().
@@ -205,11 +208,11 @@ Plan make_plan(const PlanKey& key, const GemmEpilogue& epilogue) {
                                                                plan.layout_c, plan.layout_c, preference, 1, &result,
                                                                &found);
   LT_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(preference));
-  if (status != CUBLAS_STATUS_SUCCESS || found == 0)
+  plan.supported = status == CUBLAS_STATUS_SUCCESS && found > 0;
+  if (plan.supported) plan.algo = result.algo;
+  else if (status != CUBLAS_STATUS_SUCCESS && status != CUBLAS_STATUS_NOT_SUPPORTED)
     ::xp::fatal(__FILE__, __LINE__,
-         "cuBLASLt supports no algorithm for this gemm (" + describe(key) + "): " +
-             (status != CUBLAS_STATUS_SUCCESS ? cublas_status_text(status) : std::string("no heuristic result")));
-  plan.algo = result.algo;
+                "cublasLtMatmulAlgoGetHeuristic (" + describe(key) + "): " + cublas_status_text(status));
   return plan;
 }
 
@@ -248,14 +251,12 @@ void validate(bool trans_a, bool trans_b, int M, int N, int K, float alpha, cons
     LT_REQUIRE(e.bias_grad && alignment(e.bias_grad) >= 16, kind + "needs a 16-byte aligned bias_grad pointer");
 }
 
-}  // namespace
 
-void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void* A, DType a_type, int lda,
-          const void* B, DType b_type, int ldb, float beta, void* C, DType c_type, int ldc,
-          const GemmEpilogue& epilogue, cudaStream_t stream) {
-  validate(trans_a, trans_b, M, N, K, alpha, A, a_type, lda, B, b_type, ldb, beta, C, c_type, ldc, epilogue);
-  if (M == 0 || N == 0) return;
-
+// The cached plan for these arguments (made on first use), with the epilogue's pointers bound. Without an
+// algorithm: the job ends with the problem's description when `required`, else the plan says unsupported.
+const Plan& find_plan(bool trans_a, bool trans_b, int M, int N, int K, const void* A, DType a_type, int lda,
+                      const void* B, int ldb, const void* C, DType c_type, int ldc, const GemmEpilogue& epilogue,
+                      bool required) {
   State& s = state();
   if (!s.handle) LT_CUBLAS_CHECK(cublasLtCreate(&s.handle));
   if (!s.workspace) XP_CUDA_CHECK(cudaMalloc(&s.workspace, workspace_bytes));
@@ -287,26 +288,63 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const vo
   auto found = s.plans.find(key);
   if (found == s.plans.end()) {
     found = s.plans.emplace(key, make_plan(key, epilogue)).first;
-  } else {
+  } else if (found->second.supported) {
     bind_epilogue_pointers(found->second.desc, epilogue);
   }
-  const Plan& plan = found->second;
+  if (required && !found->second.supported)
+    ::xp::fatal(__FILE__, __LINE__, "cuBLASLt supports no algorithm for this gemm (" + describe(key) + ")");
+  return found->second;
+}
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void* A, DType a_type, int lda,
+          const void* B, DType b_type, int ldb, float beta, void* C, DType c_type, int ldc,
+          const GemmEpilogue& epilogue, cudaStream_t stream) {
+  validate(trans_a, trans_b, M, N, K, alpha, A, a_type, lda, B, b_type, ldb, beta, C, c_type, ldc, epilogue);
+  if (M == 0 || N == 0) return;
+  const Plan& plan = find_plan(trans_a, trans_b, M, N, K, A, a_type, lda, B, ldb, C, c_type, ldc, epilogue, true);
+  State& s = state();
   // Swapped operands: cuBLASLt's A is our B, its B our A; C is read (beta) and written (D) in place.
   LT_CUBLAS_CHECK(cublasLtMatmul(s.handle, plan.desc, &alpha, B, plan.layout_a, A, plan.layout_b, &beta, C,
                                  plan.layout_c, C, plan.layout_c, &plan.algo, s.workspace, workspace_bytes, stream));
 }
 
+bool gemm_supported(bool trans_a, bool trans_b, int M, int N, int K, const void* A, DType a_type, int lda,
+                    const void* B, DType b_type, int ldb, float beta, const void* C, DType c_type, int ldc,
+                    const GemmEpilogue& epilogue) {
+  validate(trans_a, trans_b, M, N, K, 1.0f, A, a_type, lda, B, b_type, ldb, beta, C, c_type, ldc, epilogue);
+  if (M == 0 || N == 0) return true;
+  return find_plan(trans_a, trans_b, M, N, K, A, a_type, lda, B, ldb, C, c_type, ldc, epilogue, false).supported;
+}
+
+float* bias_grad_scratch(size_t count) {
+  State& s = state();
+  if (count > s.scratch_count) {
+    if (s.scratch) {
+      XP_CUDA_CHECK(cudaDeviceSynchronize());  // an earlier gemm or add may still use the old vector
+      XP_CUDA_CHECK(cudaFree(s.scratch));
+    }
+    XP_CUDA_CHECK(cudaMalloc(&s.scratch, count * sizeof(float)));  // 256-byte aligned
+    s.scratch_count = count;
+  }
+  return s.scratch;
+}
+
 void gemm_release() {
   State& s = state();
-  if (!s.handle && !s.workspace && s.plans.empty()) return;
+  if (!s.handle && !s.workspace && !s.scratch && s.plans.empty()) return;
   XP_CUDA_CHECK(cudaDeviceSynchronize());  // no gemm may still use the workspace
-  for (auto& [key, plan] : s.plans) {
+  for (auto& [key, plan] : s.plans) {  // unsupported plans hold their descriptors too
     LT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(plan.layout_c));
     LT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(plan.layout_b));
     LT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(plan.layout_a));
     LT_CUBLAS_CHECK(cublasLtMatmulDescDestroy(plan.desc));
   }
   s.plans.clear();
+  if (s.scratch) XP_CUDA_CHECK(cudaFree(s.scratch));
+  s.scratch = nullptr;
+  s.scratch_count = 0;
   if (s.workspace) XP_CUDA_CHECK(cudaFree(s.workspace));
   s.workspace = nullptr;
   if (s.handle) LT_CUBLAS_CHECK(cublasLtDestroy(s.handle));

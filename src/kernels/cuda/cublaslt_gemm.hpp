@@ -9,6 +9,8 @@
 //                    scratch (OC)  = Σ_rows dout                     ..., BiasGrad); then dbias += scratch (caller)
 #include <cuda_runtime.h>
 
+#include <cstddef>
+
 namespace xp::cuda {
 
 enum class DType { F32, BF16 };
@@ -55,7 +57,19 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const vo
           const void* B, DType b_type, int ldb, float beta, void* C, DType c_type, int ldc,
           const GemmEpilogue& epilogue, cudaStream_t stream);
 
-// Frees the handle, the workspace and the cached plans (e.g. before cudaDeviceReset); the next gemm re-creates
+// Whether gemm with these arguments (alpha = 1) has a cuBLASLt algorithm; the answer is cached with the plan, so
+// asking before each call costs one lookup. Lets a caller fall back (e.g. to a separate kernel) where an epilogue
+// and type combination is not supported, instead of gemm ending the job.
+bool gemm_supported(bool trans_a, bool trans_b, int M, int N, int K, const void* A, DType a_type, int lda,
+                    const void* B, DType b_type, int ldb, float beta, const void* C, DType c_type, int ldc,
+                    const GemmEpilogue& epilogue);
+
+// A device vector of at least `count` floats (16-byte aligned) for a BiasGrad epilogue to overwrite, kept for the
+// process like the workspace: the caller adds it into its accumulated gradient afterwards, on the same stream.
+// Growing it synchronizes the device (once per larger size); gemm_release frees it.
+float* bias_grad_scratch(size_t count);
+
+// Frees the handle, the workspace, the bias-gradient scratch and the cached plans (e.g. before cudaDeviceReset); the next gemm re-creates
 // them. Synchronizes the device.
 void gemm_release();
 
