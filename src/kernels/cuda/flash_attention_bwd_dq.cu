@@ -18,6 +18,7 @@
 // 3 GEMMs over the causal half, 3·2·B·NH·T²/2·hs = 77 GFLOP → 78 µs at the H200's 989 dense bf16
 // TFLOP/s (≈ 150 µs at the ~500 TFLOP/s mma.sync reaches): compute-bound, like the rest of attention.
 #include "flash_attention_common.cuh"
+#include "flash_attention_bwd_math.hpp"
 
 namespace xp::cuda {
 namespace {
@@ -25,13 +26,14 @@ namespace {
 // Query rows per CTA: 16 per warp. hs 64: 8 warps, ≤ 128 registers, 2 CTAs/SM (72 KB smem each);
 // hs 128: 4 warps, ≤ 255 registers (Q, dO and a 16×128 fp32 dQ tile per warp), 2 CTAs/SM (102 KB each).
 template <int HS>
-constexpr int kDqWarps = HS == 64 ? 8 : 4;
+constexpr int kDqWarps = attention_dq::warps_per_cta(HS);
+static_assert(attention_dq::key_tile == kKeyTile, "the host emulation walks the kernel's key tiles");
 // Keys per S/dP register tile (2 × 8 fp32 registers per thread), the loop over the 4 chunks of a tile
-// kept rolled, and dO fragments kept in registers for hs 128 only: with these ptxas fits hs 64 in 122
-// registers and hs 128 in 240 without spilling (hs 64 with dO in registers spills at 128; so does any
+// kept rolled, and dO fragments kept in registers for hs 128 only: with these ptxas fits hs 64 in 128
+// registers and hs 128 in 246 without spilling (hs 64 with dO in registers spills at 128; so does any
 // unrolled chunk loop). hs 64 reloads its dO fragments from shared memory once per chunk.
 template <int HS>
-constexpr int kDqKeyChunk = 16;
+constexpr int kDqKeyChunk = attention_dq::key_chunk;
 template <int HS>
 constexpr bool kDqKeepDo = HS == 128;
 
@@ -59,7 +61,7 @@ __global__ void __launch_bounds__(32 * kDqWarps<HS>, 2)
   const bf16* k_ptr = q_ptr + C;
   const bf16* v_ptr = q_ptr + 2 * C;
   const bf16* do_ptr = dout + size_t(b) * T * C + h * HS;
-  const int n_tiles = min((T + kKeyTile - 1) / kKeyTile, (q0 + kRows - 1) / kKeyTile + 1);
+  const int n_tiles = attention_dq::key_tiles(T, q0, kRows);
 
   load_tile_async<kRows, HS, kThreads>(sQ, q_ptr + q0 * stride, stride, T - q0, tid);
   load_tile_async<kRows, HS, kThreads>(sdO, do_ptr + size_t(q0) * C, C, T - q0, tid);
@@ -105,15 +107,15 @@ __global__ void __launch_bounds__(32 * kDqWarps<HS>, 2)
       }
     }
     const int k0 = j * kKeyTile;
-    if (row0 >= T || k0 > row0 + 15) continue;  // warp-uniform: no row of this warp sees this tile
+    if (row0 >= T || !attention_dq::warp_sees(row0, k0)) continue;  // warp-uniform: no row sees this tile
     const bf16* sKj = sK + (j % 2) * kKeyTile * LD;
     const bf16* sVj = sV + (j % 2) * kKeyTile * LD;
     // The causal mask, on tiles that reach past the warp's first row, also hides keys ≥ T (zero rows).
-    const bool mask = k0 + kKeyTile - 1 > row0;
+    const bool mask = attention_dq::tile_needs_mask(row0, k0);
 
 #pragma unroll 1
     for (int kc = 0; kc < kKeyTile; kc += kDqKeyChunk<HS>) {
-      if (k0 + kc > row0 + 15) break;  // warp-uniform: the rest of the tile is past the diagonal
+      if (!attention_dq::warp_sees(row0, k0 + kc)) break;  // warp-uniform: the rest is past the diagonal
       // S = Q·Kᵀ and dP = dO·Vᵀ (16 rows × 16 keys per warp); K and V are [key][feature] = B stored [n][k].
       float s[kDqKeyChunk<HS> / 8][4], dp[kDqKeyChunk<HS> / 8][4];
 #pragma unroll
@@ -141,9 +143,11 @@ __global__ void __launch_bounds__(32 * kDqWarps<HS>, 2)
       for (int n = 0; n < kDqKeyChunk<HS> / 8; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const float p = exp2_approx(fmaf(s[n][e], scale_log2, -lse2[e >> 1]));
-          const bool masked = mask && k0 + kc + n * 8 + 2 * t4 + (e & 1) > row0 + g + 8 * (e >> 1);
-          s[n][e] = masked ? 0.f : p * (dp[n][e] - d_row[e >> 1]);
+          const int key = k0 + kc + n * 8 + 2 * t4 + (e & 1), row = row0 + g + 8 * (e >> 1);
+          s[n][e] = attention_dq::masked(mask, key, row)
+                        ? 0.f
+                        : attention_dq::dscore(exp2_approx(attention_dq::p_exponent(s[n][e], scale_log2, lse2[e >> 1])),
+                                               dp[n][e], d_row[e >> 1]);
         }
 
       // dQ += dS·K (scale applied at the end); K is [key][feature] = B stored [k][n] (.trans).
