@@ -1,9 +1,10 @@
 // Checks xp::cuda::flash_attention_fwd / _bwd on the GPU against a float64 host reference computed from the
-// same bf16-rounded inputs, then times fwd and bwd. Exit code 1 if any tensor is off by more than
-// 2e-2 of its largest reference magnitude (or non-finite, or a write went past a buffer's end).
+// same bf16-rounded inputs, both backward paths (deterministic_dq, atomic_dq), then times fwd and each bwd.
+// Exit code 1 if any tensor is off by more than 2e-2 of its largest reference magnitude (or non-finite, or
+// a write went past a buffer's end), or if two runs of the deterministic path differ in any bit of dqkv.
 //
 // Usage (GPU machine, repository root):
-//   nvcc -std=c++17 -O3 -arch=sm_90 -Iinclude tools/flash_attention_check.cu src/kernels/cuda/flash_attention_fwd.cu src/kernels/cuda/flash_attention_bwd.cu src/core/error.cpp -o /tmp/fa_check $(mpicxx --showme:compile) $(mpicxx --showme:link) && /tmp/fa_check
+//   nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -Iinclude tools/flash_attention_check.cu src/kernels/cuda/flash_attention_fwd.cu src/kernels/cuda/flash_attention_bwd.cu src/kernels/cuda/flash_attention_bwd_dq.cu src/core/error.cpp -o /tmp/fa_check $(mpicxx --showme:compile) $(mpicxx --showme:link) && /tmp/fa_check
 // `/tmp/fa_check --no-bench` runs only the correctness cases (e.g. under compute-sanitizer).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -31,6 +32,11 @@
 namespace {
 
 using bf16 = __nv_bfloat16;
+using xp::cuda::AttentionBwdPath;
+constexpr AttentionBwdPath kPaths[] = {AttentionBwdPath::deterministic_dq, AttentionBwdPath::atomic_dq};
+const char* path_name(AttentionBwdPath path) {
+  return path == AttentionBwdPath::deterministic_dq ? "deterministic" : "atomic";
+}
 constexpr double kTolerance = 2e-2;
 constexpr size_t kGuardBytes = 256;  // checked after every run for writes past the end
 constexpr unsigned char kGuardByte = 0x5A;
@@ -157,16 +163,13 @@ bool check_case(int B, int T, int NH, int hs, uint32_t seed) {
     dout_f[i] = __bfloat162float(dout[i]);
   }
 
-  DeviceBuffer<bf16> d_qkv(qkv.size(), 0), d_dout(dout.size(), 0), d_out(dout.size(), 0xFF),
-      d_dqkv(qkv.size(), 0xFF);
-  DeviceBuffer<float> d_lse(size_t(B) * NH * T, 0xFF),
-      d_ws(xp::cuda::flash_attention_bwd_workspace(B, T, C, NH), 0xFF);
+  DeviceBuffer<bf16> d_qkv(qkv.size(), 0), d_dout(dout.size(), 0), d_out(dout.size(), 0xFF);
+  DeviceBuffer<float> d_lse(size_t(B) * NH * T, 0xFF);
   d_qkv.upload(qkv);
   d_dout.upload(dout);
   xp::cuda::flash_attention_fwd(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, C, NH, 0);
-  xp::cuda::flash_attention_bwd(d_dqkv.ptr, d_ws.ptr, d_dout.ptr, d_out.ptr, d_qkv.ptr, d_lse.ptr, B, T, C, NH, 0);
   CHECK_CUDA(cudaDeviceSynchronize());
-  const std::vector<bf16> out = d_out.download(), dqkv = d_dqkv.download();
+  const std::vector<bf16> out = d_out.download();
   const std::vector<float> lse = d_lse.download();
 
   std::vector<float> out_f(out.size());
@@ -174,22 +177,47 @@ bool check_case(int B, int T, int NH, int hs, uint32_t seed) {
   const Reference ref = reference(qkv_f, dout_f, out_f, B, T, NH, hs);
   auto all = [](size_t) { return true; };
   auto part = [&](int p) { return [=](size_t i) { return int(i % (3 * size_t(C)) / C) == p; }; };
-  auto grad = [&](size_t i) { return double(__bfloat162float(dqkv[i])); };
   const double e_out = relative_error(ref.out, [&](size_t i) { return double(__bfloat162float(out[i])); }, all);
   const double e_lse = relative_error(ref.lse, [&](size_t i) { return double(lse[i]); }, all);
-  const double e_dq = relative_error(ref.dqkv, grad, part(0));
-  const double e_dk = relative_error(ref.dqkv, grad, part(1));
-  const double e_dv = relative_error(ref.dqkv, grad, part(2));
-  const bool guards = d_out.guard_intact() && d_lse.guard_intact() && d_dqkv.guard_intact() && d_ws.guard_intact();
-  bool pass = guards;
-  for (double e : {e_out, e_lse, e_dq, e_dk, e_dv}) {
+  bool guards = d_out.guard_intact() && d_lse.guard_intact();
+  std::vector<double> errors = {e_out, e_lse};
+  std::printf("hs %3d B %d T %4d NH %d | rel err out %.2e lse %.2e", hs, B, T, NH, e_out, e_lse);
+
+  bool repeatable = true;
+  for (AttentionBwdPath path : kPaths) {
+    // Each path gets fresh NaN-filled buffers sized for it; the deterministic one runs twice.
+    const int runs = path == AttentionBwdPath::deterministic_dq ? 2 : 1;
+    std::vector<bf16> first;
+    for (int run = 0; run < runs; ++run) {
+      DeviceBuffer<bf16> d_dqkv(qkv.size(), 0xFF);
+      DeviceBuffer<float> d_ws(xp::cuda::flash_attention_bwd_workspace(B, T, C, NH, path), 0xFF);
+      xp::cuda::flash_attention_bwd(d_dqkv.ptr, d_ws.ptr, d_dout.ptr, d_out.ptr, d_qkv.ptr, d_lse.ptr, B, T, C, NH, 0,
+                                    path);
+      CHECK_CUDA(cudaDeviceSynchronize());
+      guards = guards && d_dqkv.guard_intact() && d_ws.guard_intact();
+      const std::vector<bf16> dqkv = d_dqkv.download();
+      if (run == 1) {
+        repeatable = std::memcmp(first.data(), dqkv.data(), dqkv.size() * sizeof(bf16)) == 0;
+        continue;
+      }
+      auto grad = [&](size_t i) { return double(__bfloat162float(dqkv[i])); };
+      const double e_dq = relative_error(ref.dqkv, grad, part(0));
+      const double e_dk = relative_error(ref.dqkv, grad, part(1));
+      const double e_dv = relative_error(ref.dqkv, grad, part(2));
+      errors.insert(errors.end(), {e_dq, e_dk, e_dv});
+      std::printf(" | %s dq %.2e dk %.2e dv %.2e", path_name(path), e_dq, e_dk, e_dv);
+      first = dqkv;
+    }
+  }
+  bool pass = guards && repeatable;
+  for (double e : errors) {
     pass = pass && e <= kTolerance;  // NaN fails
     max_error = std::isnan(e) ? INFINITY : std::max(max_error, e);
   }
   ++cases;
   failed_cases += pass ? 0 : 1;
-  std::printf("hs %3d B %d T %4d NH %d | rel err out %.2e lse %.2e dq %.2e dk %.2e dv %.2e%s | %s\n", hs, B, T, NH,
-              e_out, e_lse, e_dq, e_dk, e_dv, guards ? "" : " | WRITE PAST END", pass ? "PASS" : "FAIL");
+  std::printf("%s%s | %s\n", repeatable ? "" : " | DETERMINISTIC RUNS DIFFER", guards ? "" : " | WRITE PAST END",
+              pass ? "PASS" : "FAIL");
   return pass;
 }
 
@@ -201,52 +229,81 @@ __global__ void fill_random_bf16(bf16* x, size_t n, uint32_t seed, float amplitu
   }
 }
 
-void bench(int B, int T, int NH, int hs) {
+// Number of bf16 elements where two dqkv arrays differ in any bit, over the dq columns (the first C of 3C).
+size_t dq_bits_differ(const std::vector<bf16>& x, const std::vector<bf16>& y, int C) {
+  size_t n = 0;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (i % (3 * size_t(C)) < size_t(C) && std::memcmp(&x[i], &y[i], sizeof(bf16)) != 0) ++n;
+  return n;
+}
+
+// Times fwd and both bwd paths; with `repeat`, also runs each path twice on the same inputs and counts the
+// dq elements that differ (the deterministic path must give 0: it fails the run otherwise).
+bool bench(int B, int T, int NH, int hs, bool repeat) {
   const int C = NH * hs;
+  const size_t ws_floats = std::max(xp::cuda::flash_attention_bwd_workspace(B, T, C, NH, AttentionBwdPath::atomic_dq),
+                                    xp::cuda::flash_attention_bwd_workspace(B, T, C, NH));
   DeviceBuffer<bf16> qkv(size_t(B) * T * 3 * C, 0), dout(size_t(B) * T * C, 0), out(size_t(B) * T * C, 0),
       dqkv(size_t(B) * T * 3 * C, 0);
-  DeviceBuffer<float> lse(size_t(B) * NH * T, 0), ws(xp::cuda::flash_attention_bwd_workspace(B, T, C, NH), 0);
+  DeviceBuffer<float> lse(size_t(B) * NH * T, 0), ws(ws_floats, 0);
   fill_random_bf16<<<1024, 256>>>(qkv.ptr, qkv.count, 1u, 2.f);
   fill_random_bf16<<<1024, 256>>>(dout.ptr, dout.count, 2u, 1.f);
   CHECK_CUDA(cudaGetLastError());
-  cudaEvent_t start, mid, stop;
+  cudaEvent_t start, stop;
   CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&mid));
   CHECK_CUDA(cudaEventCreate(&stop));
   auto fwd = [&] { xp::cuda::flash_attention_fwd(out.ptr, lse.ptr, qkv.ptr, B, T, C, NH, 0); };
-  auto bwd = [&] {
-    xp::cuda::flash_attention_bwd(dqkv.ptr, ws.ptr, dout.ptr, out.ptr, qkv.ptr, lse.ptr, B, T, C, NH, 0);
+  auto bwd = [&](AttentionBwdPath path) {
+    xp::cuda::flash_attention_bwd(dqkv.ptr, ws.ptr, dout.ptr, out.ptr, qkv.ptr, lse.ptr, B, T, C, NH, 0, path);
   };
-  for (int i = 0; i < 3; ++i) fwd(), bwd();
   const int iters = 20;
-  CHECK_CUDA(cudaEventRecord(start));
-  for (int i = 0; i < iters; ++i) fwd();
-  CHECK_CUDA(cudaEventRecord(mid));
-  for (int i = 0; i < iters; ++i) bwd();
-  CHECK_CUDA(cudaEventRecord(stop));
-  CHECK_CUDA(cudaEventSynchronize(stop));
-  float fwd_ms = 0, bwd_ms = 0;
-  CHECK_CUDA(cudaEventElapsedTime(&fwd_ms, start, mid));
-  CHECK_CUDA(cudaEventElapsedTime(&bwd_ms, mid, stop));
-  fwd_ms /= iters, bwd_ms /= iters;
+  auto time_ms = [&](auto&& run) {
+    for (int i = 0; i < 3; ++i) run();
+    CHECK_CUDA(cudaEventRecord(start));
+    for (int i = 0; i < iters; ++i) run();
+    CHECK_CUDA(cudaEventRecord(stop));
+    CHECK_CUDA(cudaEventSynchronize(stop));
+    float ms = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    return double(ms) / iters;
+  };
+  const double fwd_ms = time_ms(fwd);
+  // Useful work, the same for both paths: fwd 2 GEMMs over the causal half, bwd 5 (S, dP, dV, dK, dQ). The
+  // deterministic path does 7 (its dQ pass recomputes S and dP), so its TFLOP/s here is an effective rate.
   const double fwd_flop = 0.5 * 4.0 * B * NH * double(T) * T * hs;  // causal: half of the full 4·B·NH·T²·hs
   const double bwd_flop = 2.5 * fwd_flop;
   // The fewest bytes each pass must move (inputs read once, outputs written once; the workspace not counted):
   // fwd reads qkv, writes out and lse; bwd reads qkv, out, dout and lse, writes dqkv.
   const double qkv_bytes = 2.0 * B * T * 3 * C, row_bytes = 2.0 * B * T * C, lse_bytes = 4.0 * B * NH * T;
   const double fwd_bytes = qkv_bytes + row_bytes + lse_bytes, bwd_bytes = 2 * qkv_bytes + 2 * row_bytes + lse_bytes;
-  std::printf("B %2d T %d NH %2d hs %3d | fwd %.3f ms %.1f TFLOP/s %.0f GB/s | bwd %.3f ms %.1f TFLOP/s %.0f GB/s | "
-              "fwd+bwd %.3f ms %.1f TFLOP/s\n",
-              B, T, NH, hs, fwd_ms, fwd_flop / fwd_ms * 1e-9, fwd_bytes / fwd_ms * 1e-6, bwd_ms,
-              bwd_flop / bwd_ms * 1e-9, bwd_bytes / bwd_ms * 1e-6, fwd_ms + bwd_ms,
-              (fwd_flop + bwd_flop) / (fwd_ms + bwd_ms) * 1e-9);
+  std::printf("B %2d T %d NH %2d hs %3d | fwd %.3f ms %.1f TFLOP/s %.0f GB/s\n", B, T, NH, hs, fwd_ms,
+              fwd_flop / fwd_ms * 1e-9, fwd_bytes / fwd_ms * 1e-6);
   std::printf("METRIC attention fwd_B%d_T%d_NH%d_hs%d ms=%.4f tflops=%.2f gbps=%.1f\n", B, T, NH, hs, fwd_ms,
               fwd_flop / fwd_ms * 1e-9, fwd_bytes / fwd_ms * 1e-6);
-  std::printf("METRIC attention bwd_B%d_T%d_NH%d_hs%d ms=%.4f tflops=%.2f gbps=%.1f\n", B, T, NH, hs, bwd_ms,
-              bwd_flop / bwd_ms * 1e-9, bwd_bytes / bwd_ms * 1e-6);
+  bool pass = true;
+  for (AttentionBwdPath path : kPaths) {
+    const double ms = time_ms([&] { bwd(path); });
+    // "bwd" is the default (deterministic) path, the name earlier runs' metrics have; "bwd_atomic" the old one.
+    const char* tag = path == AttentionBwdPath::deterministic_dq ? "bwd" : "bwd_atomic";
+    std::printf("B %2d T %d NH %2d hs %3d | %s bwd %.3f ms %.1f TFLOP/s %.0f GB/s | fwd+bwd %.3f ms %.1f TFLOP/s\n",
+                B, T, NH, hs, path_name(path), ms, bwd_flop / ms * 1e-9, bwd_bytes / ms * 1e-6, fwd_ms + ms,
+                (fwd_flop + bwd_flop) / (fwd_ms + ms) * 1e-9);
+    std::printf("METRIC attention %s_B%d_T%d_NH%d_hs%d ms=%.4f tflops=%.2f gbps=%.1f\n", tag, B, T, NH, hs, ms,
+                bwd_flop / ms * 1e-9, bwd_bytes / ms * 1e-6);
+    if (!repeat) continue;
+    bwd(path);
+    const std::vector<bf16> first = dqkv.download();
+    bwd(path);
+    const size_t differ = dq_bits_differ(first, dqkv.download(), C);
+    std::printf("B %2d T %d NH %2d hs %3d | %s bwd twice: %zu of %zu dq elements differ%s\n", B, T, NH, hs,
+                path_name(path), differ, size_t(B) * T * C,
+                path == AttentionBwdPath::deterministic_dq && differ != 0 ? " | FAIL" : "");
+    std::printf("METRIC attention repeat_%s_B%d_T%d_NH%d_hs%d dq_differ=%zu\n", path_name(path), B, T, NH, hs, differ);
+    if (path == AttentionBwdPath::deterministic_dq) pass = pass && differ == 0;
+  }
   CHECK_CUDA(cudaEventDestroy(start));
-  CHECK_CUDA(cudaEventDestroy(mid));
   CHECK_CUDA(cudaEventDestroy(stop));
+  return pass;
 }
 
 }  // namespace
@@ -268,9 +325,9 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   if (run_bench) {
-    bench(32, 1024, 12, 64);
-    bench(8, 1024, 25, 64);
-    bench(8, 1024, 16, 128);
+    pass = bench(32, 1024, 12, 64, true) && pass;
+    pass = bench(8, 1024, 25, 64, false) && pass;
+    pass = bench(8, 1024, 16, 128, true) && pass;
   }
   return pass ? 0 : 1;
 }

@@ -1,4 +1,12 @@
-// Fused causal attention, backward (see flash_attention_common.cuh for the scheme and layouts).
+// Fused causal attention, backward (see flash_attention_common.cuh for the scheme and layouts): the
+// preprocess (D, and the zeroed fp32 dq of atomic_dq), the dK/dV kernel, and flash_attention_bwd, which
+// runs either path (AttentionBwdPath, flash_attention_workspace.hpp). The deterministic path's dQ pass
+// is flash_attention_bwd_dq.cu.
+//
+// Floor of the dK/dV kernel alone, GPT-2 124M layer (B 32, T 1024, C 768, NH 12, hs 64): q, k, v, dout
+// read, dk, dv written (6·2·B·T·C) + lse, D (8·B·NH·T) = 305 MB → 71 µs at 4.3 TB/s; tensor work 4 GEMMs
+// (S, dP, dV, dK) over the causal half = 103 GFLOP → 104 µs at 989 TFLOP/s: compute-bound. atomic_dq adds
+// the 5th GEMM (dQ) and T/64 fp32 atomic adds per dq element (B·T·C·T/64 = 400 M, 1.6 GB of atomics).
 #include "flash_attention_common.cuh"
 
 namespace xp::cuda {
@@ -28,7 +36,8 @@ __device__ __forceinline__ void warp_rows_times_cols_t(float (&acc)[COLS / 8][4]
   }
 }
 
-// One group of HS/8 threads per (b,t,h): D[b,h,t] = Σ dout·out, and zero dq_acc (B,T,C) for the row.
+// One group of HS/8 threads per (b,t,h): D[b,h,t] = Σ dout·out, and zero dq_acc (B,T,C) for the row
+// unless dq_acc is null (the deterministic path has none).
 template <int HS>
 __global__ void attention_bwd_preprocess(float* __restrict__ D, float* __restrict__ dq_acc,
                                          const bf16* __restrict__ dout, const bf16* __restrict__ out, int B, int T,
@@ -48,9 +57,11 @@ __global__ void attention_bwd_preprocess(float* __restrict__ D, float* __restric
       const float2 df = __bfloat1622float2(d2[i]), of = __bfloat1622float2(o2[i]);
       sum = fmaf(df.x, of.x, fmaf(df.y, of.y, sum));
     }
-    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
-    reinterpret_cast<float4*>(dq_acc + off)[0] = zero;
-    reinterpret_cast<float4*>(dq_acc + off)[1] = zero;
+    if (dq_acc != nullptr) {
+      const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+      reinterpret_cast<float4*>(dq_acc + off)[0] = zero;
+      reinterpret_cast<float4*>(dq_acc + off)[1] = zero;
+    }
   }
 #pragma unroll
   for (int w = kGroup / 2; w > 0; w /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, w);
@@ -60,29 +71,36 @@ __global__ void attention_bwd_preprocess(float* __restrict__ D, float* __restric
   }
 }
 
-template <int HS>
+// Query blocks in shared memory: atomic_dq overlaps the next block's loads with its dQ step; without
+// dQ there is nothing to overlap them with, so the block after next is loaded into a second buffer.
+template <bool kAtomicDq>
+constexpr int kQueryBuffers = kAtomicDq ? 1 : 2;
+
+template <int HS, bool kAtomicDq>
 constexpr size_t bwd_smem_bytes() {
-  return size_t(2 * kKeyTile + 2 * kBwdRows) * (HS + 8) * sizeof(bf16) + size_t(kKeyTile) * kLdS * sizeof(bf16) +
-         2 * kBwdRows * sizeof(float);
+  return size_t(2 * kKeyTile + 2 * kQueryBuffers<kAtomicDq> * kBwdRows) * (HS + 8) * sizeof(bf16) +
+         (kAtomicDq ? size_t(kKeyTile) * kLdS * sizeof(bf16) : 0) +
+         2 * kQueryBuffers<kAtomicDq> * kBwdRows * sizeof(float);
 }
 
-// grid (B·NH, ceil(T/64)), block 128. Smem: K, V [64][HS+8]; Q, dO [64][HS+8] (query block);
-// dSᵀ [64 keys][64+8]; lse·log2e and D [64] (query block).
-template <int HS>
+// grid (B·NH, ceil(T/64)), block 128. Smem: K, V [64][HS+8]; Q, dO [buffers][64][HS+8] (query block);
+// atomic_dq: dSᵀ [64 keys][64+8]; lse·log2e and D [buffers][64] (query block). Computes dK and dV; with
+// kAtomicDq also adds dQ into dq_acc.
+template <int HS, bool kAtomicDq>
 __global__ void __launch_bounds__(kBwdThreads, HS == 64 ? 3 : 2)
     attention_bwd_kernel(bf16* __restrict__ dqkv, float* __restrict__ dq_acc, const float* __restrict__ D,
                          const bf16* __restrict__ dout, const bf16* __restrict__ qkv, const float* __restrict__ lse,
                          int T, int NH, float scale, float scale_log2) {
-  constexpr int LD = HS + 8;
+  constexpr int LD = HS + 8, kBuffers = kQueryBuffers<kAtomicDq>;
   static_assert(kBwdThreads == 2 * kBwdRows, "lse and D are loaded one value per thread");
   extern __shared__ __align__(128) unsigned char smem_raw[];
   bf16* sK = reinterpret_cast<bf16*>(smem_raw);
   bf16* sV = sK + kKeyTile * LD;
-  bf16* sQ = sV + kKeyTile * LD;
-  bf16* sdO = sQ + kBwdRows * LD;
-  bf16* sdS = sdO + kBwdRows * LD;  // dSᵀ [key][query]
-  float* sLse = reinterpret_cast<float*>(sdS + kKeyTile * kLdS);
-  float* sD = sLse + kBwdRows;
+  bf16* sQ0 = sV + kKeyTile * LD;               // [buffers][64][LD]
+  bf16* sdO0 = sQ0 + kBuffers * kBwdRows * LD;  // [buffers][64][LD]
+  bf16* sdS = sdO0 + kBuffers * kBwdRows * LD;  // dSᵀ [key][query], atomic_dq only
+  float* sLse0 = reinterpret_cast<float*>(sdS + (kAtomicDq ? kKeyTile * kLdS : 0));
+  float* sD0 = sLse0 + kBuffers * kBwdRows;
 
   const int C = NH * HS, b = blockIdx.x / NH, h = blockIdx.x % NH;
   const int kb = blockIdx.y, k0 = kb * kKeyTile;  // block 0 (the most query blocks) starts first
@@ -96,20 +114,20 @@ __global__ void __launch_bounds__(kBwdThreads, HS == 64 ? 3 : 2)
   const float* lse_bh = lse + (size_t(b) * NH + h) * T;
   const float* D_bh = D + (size_t(b) * NH + h) * T;
 
-  auto load_query_block = [&](int q0) {
-    load_tile_async<kBwdRows, HS, kBwdThreads>(sQ, q_ptr + q0 * stride, stride, T - q0, tid);
-    load_tile_async<kBwdRows, HS, kBwdThreads>(sdO, do_ptr + size_t(q0) * C, C, T - q0, tid);
+  auto load_query_block = [&](int q0, int buf) {
+    load_tile_async<kBwdRows, HS, kBwdThreads>(sQ0 + buf * kBwdRows * LD, q_ptr + q0 * stride, stride, T - q0, tid);
+    load_tile_async<kBwdRows, HS, kBwdThreads>(sdO0 + buf * kBwdRows * LD, do_ptr + size_t(q0) * C, C, T - q0, tid);
     if (tid < kBwdRows) {
       const int q = q0 + tid;  // rows past T get P = exp2(-inf) = 0
-      sLse[tid] = q < T ? lse_bh[q] * kLog2e : INFINITY;
+      sLse0[buf * kBwdRows + tid] = q < T ? lse_bh[q] * kLog2e : INFINITY;
     } else {
       const int q = q0 + tid - kBwdRows;
-      sD[tid - kBwdRows] = q < T ? D_bh[q] : 0.f;
+      sD0[buf * kBwdRows + tid - kBwdRows] = q < T ? D_bh[q] : 0.f;
     }
   };
   load_tile_async<kKeyTile, HS, kBwdThreads>(sK, k_ptr + k0 * stride, stride, T - k0, tid);
   load_tile_async<kKeyTile, HS, kBwdThreads>(sV, v_ptr + k0 * stride, stride, T - k0, tid);
-  load_query_block(k0);
+  load_query_block(k0, 0);
   cp_async_commit();
 
   const int a_off = a_offset(lane, LD), bn_off = bn_offset(lane, LD), bk_off = bk_offset(lane, LD);
@@ -127,11 +145,20 @@ __global__ void __launch_bounds__(kBwdThreads, HS == 64 ? 3 : 2)
   for (int qb = kb; qb < n_qb; ++qb) {
     const int q0 = qb * kBwdRows;
     cp_async_wait_all();
-    __syncthreads();  // Q, dO, lse, D of this block visible
+    __syncthreads();  // Q, dO, lse, D of this block visible; without dQ, everyone is done with the other buffer
+    if (!kAtomicDq && qb + 1 < n_qb) {
+      load_query_block(q0 + kBwdRows, (qb - kb + 1) % kBuffers);
+      cp_async_commit();
+    }
+    const int buf = (qb - kb) % kBuffers;
+    const bf16* sQ = sQ0 + buf * kBwdRows * LD;
+    const bf16* sdO = sdO0 + buf * kBwdRows * LD;
+    const float* sLse = sLse0 + buf * kBwdRows;
+    const float* sD = sD0 + buf * kBwdRows;
 
     // The 64 queries go in chunks so that Pᵀ and dPᵀ (fp32) stay small next to dK and dV.
     const bool diagonal = qb == kb;  // q0 == k0: mask key > query
-#pragma unroll(HS == 64 ? 2 : 1)
+#pragma unroll(HS == 64 && kAtomicDq ? 2 : 1)
     for (int qc = 0; qc < kBwdRows; qc += kQueryChunk<HS>) {
       // Sᵀ = K·Qᵀ (16 keys × one chunk of queries per warp), then Pᵀ = exp2(Sᵀ·scale·log2e − lse·log2e).
       float pt[kQueryChunk<HS> / 8][4];
@@ -172,7 +199,7 @@ __global__ void __launch_bounds__(kBwdThreads, HS == 64 ? 3 : 2)
         for (int e = 0; e < 4; ++e) dst[n][e] = pt[n][e] * (dst[n][e] - ((e & 1) ? d2.y : d2.x));
       }
 
-      // dK += dSᵀ·Q (scale applied at the end); dSᵀ to shared memory for dQ.
+      // dK += dSᵀ·Q (scale applied at the end); atomic_dq: dSᵀ to shared memory for dQ.
 #pragma unroll
       for (int kk = 0; kk < kQueryChunk<HS> / 16; ++kk) {
         uint32_t a[4];
@@ -185,17 +212,20 @@ __global__ void __launch_bounds__(kBwdThreads, HS == 64 ? 3 : 2)
           mma_bf16(dk[2 * np + 1], a, bb[2], bb[3]);
         }
       }
+      if (kAtomicDq) {
 #pragma unroll
-      for (int n = 0; n < kQueryChunk<HS> / 8; ++n) {
-        bf16* ds = sdS + (key_w + g) * kLdS + qc + n * 8 + 2 * t4;
-        *reinterpret_cast<uint32_t*>(ds) = pack_bf16(dst[n][0], dst[n][1]);
-        *reinterpret_cast<uint32_t*>(ds + 8 * kLdS) = pack_bf16(dst[n][2], dst[n][3]);
+        for (int n = 0; n < kQueryChunk<HS> / 8; ++n) {
+          bf16* ds = sdS + (key_w + g) * kLdS + qc + n * 8 + 2 * t4;
+          *reinterpret_cast<uint32_t*>(ds) = pack_bf16(dst[n][0], dst[n][1]);
+          *reinterpret_cast<uint32_t*>(ds + 8 * kLdS) = pack_bf16(dst[n][2], dst[n][3]);
+        }
       }
     }
+    if (!kAtomicDq) continue;
     __syncthreads();  // dSᵀ complete; Q, dO, lse, D of this block no longer read
 
     if (qb + 1 < n_qb) {  // overlap the next block's loads with dQ
-      load_query_block(q0 + kBwdRows);
+      load_query_block(q0 + kBwdRows, 0);
       cp_async_commit();
     }
 
@@ -231,8 +261,8 @@ __global__ void __launch_bounds__(kBwdThreads, HS == 64 ? 3 : 2)
 
   // dK, dV of this warp's 16 keys, staged through its own rows of the (now idle) Q and dO tiles.
   __syncthreads();
-  bf16* sdKw = sQ + warp * 16 * LD;
-  bf16* sdVw = sdO + warp * 16 * LD;
+  bf16* sdKw = sQ0 + warp * 16 * LD;
+  bf16* sdVw = sdO0 + warp * 16 * LD;
   stage_acc16<HS>(sdKw, dk, scale, scale, lane);
   stage_acc16<HS>(sdVw, dv, 1.f, 1.f, lane);
   __syncwarp();
@@ -257,6 +287,7 @@ __global__ void attention_dq_to_bf16(bf16* __restrict__ dqkv, const float* __res
   }
 }
 
+// dq_acc null: the deterministic path (dK/dV kernel without dQ; dQ by flash_attention_bwd_dq).
 template <int HS>
 void launch_bwd(bf16* dqkv, float* dq_acc, float* D, const bf16* dout, const bf16* out, const bf16* qkv,
                 const float* lse, int B, int T, int NH, cudaStream_t stream) {
@@ -269,10 +300,18 @@ void launch_bwd(bf16* dqkv, float* dq_acc, float* D, const bf16* dout, const bf1
   XP_CUDA_CHECK(cudaGetLastError());
 
   const float scale = 1.f / std::sqrt(static_cast<float>(HS));
-  allow_smem(attention_bwd_kernel<HS>, bwd_smem_bytes<HS>());
   const dim3 grid(B * NH, (T + kKeyTile - 1) / kKeyTile);
-  attention_bwd_kernel<HS><<<grid, kBwdThreads, bwd_smem_bytes<HS>(), stream>>>(dqkv, dq_acc, D, dout, qkv, lse, T,
-                                                                                 NH, scale, scale * kLog2e);
+  if (dq_acc == nullptr) {
+    allow_smem(attention_bwd_kernel<HS, false>, bwd_smem_bytes<HS, false>());
+    attention_bwd_kernel<HS, false><<<grid, kBwdThreads, bwd_smem_bytes<HS, false>(), stream>>>(
+        dqkv, nullptr, D, dout, qkv, lse, T, NH, scale, scale * kLog2e);
+    XP_CUDA_CHECK(cudaGetLastError());
+    flash_attention_bwd_dq(dqkv, dout, qkv, lse, D, B, T, C, NH, stream);
+    return;
+  }
+  allow_smem(attention_bwd_kernel<HS, true>, bwd_smem_bytes<HS, true>());
+  attention_bwd_kernel<HS, true><<<grid, kBwdThreads, bwd_smem_bytes<HS, true>(), stream>>>(
+      dqkv, dq_acc, D, dout, qkv, lse, T, NH, scale, scale * kLog2e);
   XP_CUDA_CHECK(cudaGetLastError());
 
   const size_t n8 = size_t(B) * T * C / 8;
@@ -284,15 +323,17 @@ void launch_bwd(bf16* dqkv, float* dq_acc, float* D, const bf16* dout, const bf1
 }  // namespace
 
 void flash_attention_bwd(bf16* dqkv, float* workspace, const bf16* dout, const bf16* out, const bf16* qkv,
-                         const float* lse, int B, int T, int C, int NH, cudaStream_t stream) {
+                         const float* lse, int B, int T, int C, int NH, cudaStream_t stream, AttentionBwdPath path) {
   const int hs = head_size(B, T, C, NH);
   require_aligned(dqkv, "dqkv must be 16-byte aligned");
   require_aligned(dout, "dout must be 16-byte aligned");
   require_aligned(out, "out must be 16-byte aligned");
   require_aligned(qkv, "qkv must be 16-byte aligned");
   FA_REQUIRE(reinterpret_cast<uintptr_t>(workspace) % sizeof(float) == 0, "workspace must be float-aligned");
-  float* dq_acc = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(workspace) + 15) & ~uintptr_t{15});
-  float* D = dq_acc + size_t(B) * T * C;
+  // The layout flash_attention_bwd_workspace sizes: [dq_acc (B,T,C), atomic_dq only] D (B,NH,T).
+  float* base = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(workspace) + 15) & ~uintptr_t{15});
+  float* dq_acc = path == AttentionBwdPath::atomic_dq ? base : nullptr;
+  float* D = path == AttentionBwdPath::atomic_dq ? base + size_t(B) * T * C : base;
   if (hs == 64)
     launch_bwd<64>(dqkv, dq_acc, D, dout, out, qkv, lse, B, T, NH, stream);
   else

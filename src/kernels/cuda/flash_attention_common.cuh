@@ -1,5 +1,6 @@
 #pragma once
-// Shared by the fused attention kernels (flash_attention_fwd.cu, flash_attention_bwd.cu): error checks,
+// Shared by the fused attention kernels (flash_attention_fwd.cu, flash_attention_bwd.cu,
+// flash_attention_bwd_dq.cu): error checks,
 // tile constants, PTX wrappers (cp.async, ldmatrix, mma.sync) and fragment helpers.
 //
 // Flash-style causal attention (FlashAttention-2 scheme) with bf16 mma.sync tensor-core tiles.
@@ -8,11 +9,14 @@
 // 4 for hs 128) with its Q fragments in registers; 64-key K/V tiles are double-buffered in shared
 // memory with cp.async; key tiles past the diagonal are skipped per warp; online softmax in fp32
 // (log2 domain). Saves lse = ln Σ exp(scale·q·k) per row.
-// Backward: preprocess D = rowsum(dout∘out) and zero an fp32 dq accumulator; then one CTA per
-// (batch·head, 64 keys), 4 warps of 16 keys each, walking the 64-query blocks on and below the
-// diagonal: P and dS are recomputed transposed (keys × queries) so that they feed dV += Pᵀ·dO and
-// dK += dSᵀ·Q straight from registers; dS goes through shared memory for dQ += dS·K, which is added
-// to the fp32 accumulator with atomics; a last pass converts dq to bf16.
+// Backward: preprocess D = rowsum(dout∘out); then one CTA per (batch·head, 64 keys), 4 warps of 16
+// keys each, walking the 64-query blocks on and below the diagonal: P and dS are recomputed transposed
+// (keys × queries) so that they feed dV += Pᵀ·dO and dK += dSᵀ·Q straight from registers. dQ, two ways
+// (AttentionBwdPath): deterministic_dq (default) runs a separate dQ pass shaped like the forward (one
+// CTA per block of queries, one warp per 16 rows, recomputing S, P, dP and dS per key tile and keeping
+// dQ in registers; written once as bf16, no atomics); atomic_dq puts dS through shared memory for
+// dQ += dS·K inside the dK/dV kernel, added to a zeroed fp32 accumulator with atomics (varying order),
+// and a last pass converts dq to bf16.
 //
 // Fragment layouts (PTX ISA, mma.m16n8k16, g = lane/4, t = lane%4): A regs {(g,2t) (g+8,2t) (g,2t+8)
 // (g+8,2t+8)}, B regs {(k=2t, n=g) (k=2t+8, n=g)}, C {(g,2t) (g,2t+1) (g+8,2t) (g+8,2t+1)}; each
@@ -49,7 +53,8 @@ constexpr int kBwdRows = 64;     // queries per backward step
 constexpr int kBwdThreads = 128; // 4 warps × 16 keys
 constexpr int kLdS = kBwdRows + 8;  // padded row of the dSᵀ tile
 // Queries per Pᵀ/dSᵀ register tile in backward; with these (and the loop over chunks rolled up for
-// hs 128) ptxas fits the kernel in 168 (hs 64, 3 CTAs/SM) or 255 (hs 128) registers without spilling.
+// hs 128, and for hs 64 without dQ) ptxas fits the dK/dV kernel in 168 (hs 64, 3 CTAs/SM) or 255
+// (hs 128) registers without spilling.
 template <int HS>
 constexpr int kQueryChunk = HS == 64 ? 32 : 16;
 
