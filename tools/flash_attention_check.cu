@@ -1,7 +1,8 @@
 // Checks xp::cuda::flash_attention_fwd / _bwd on the GPU against a float64 host reference computed from the
 // same bf16-rounded inputs, both backward paths (deterministic_dq, atomic_dq), then times fwd and each bwd.
 // Exit code 1 if any tensor is off by more than 2e-2 of its largest reference magnitude (or non-finite, or
-// a write went past a buffer's end), or if two runs of the deterministic path differ in any bit of dqkv.
+// a write went past a buffer's end), or if two runs of the deterministic path differ in any bit of dqkv; 77 without
+// a CUDA device.
 //
 // Usage (GPU machine, repository root):
 //   nvcc -std=c++17 -O3 -arch=sm_90 --use_fast_math -lineinfo -Iinclude tools/flash_attention_check.cu src/kernels/cuda/flash_attention_fwd.cu src/kernels/cuda/flash_attention_bwd.cu src/kernels/cuda/flash_attention_bwd_dq.cu src/core/error.cpp -o /tmp/fa_check $(mpicxx --showme:compile) $(mpicxx --showme:link) && /tmp/fa_check
@@ -310,6 +311,12 @@ bool bench(int B, int T, int NH, int hs, bool repeat) {
 
 int main(int argc, char** argv) {
   const bool run_bench = !(argc > 1 && std::strcmp(argv[1], "--no-bench") == 0);
+  int devices = 0;
+  const cudaError_t rc = cudaGetDeviceCount(&devices);
+  if (rc != cudaSuccess || devices == 0) {  // 77: tools/gpu_run.sh reads it as "no GPU", not a failure
+    std::printf("skipped: no CUDA device (%s)\n", rc != cudaSuccess ? cudaGetErrorString(rc) : "count is 0");
+    return 77;
+  }
   cudaDeviceProp prop{};
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
