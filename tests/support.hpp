@@ -1,7 +1,7 @@
 #pragma once
 // Helpers shared by the test files: the message of an expected InputError, a scratch directory per
 // test, this process's place in MPI_COMM_WORLD, and the tiny model that the multi-rank training
-// tests train (each test states what it changes).
+// tests train (each test states what it changes) and their layouts.
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -92,6 +92,21 @@ inline Config tiny_config(const std::string& run_dir) {
   config.run.run_dir = run_dir;
   config.run.log_every = 1000;
   return config;
+}
+
+// A layout of the multi-rank training tests: data-, tensor- and pipeline-parallel degrees and the ZeRO stage.
+struct TestLayout {
+  int dp = 1, tp = 1, pp = 1, zero_stage = 0;
+};
+
+// `config` in that layout, with micro-batches of 2 sequences, 2 of them per step on each dp rank.
+inline void set_layout(Config& config, const TestLayout& layout) {
+  config.train.batch_size = 2;
+  config.train.grad_accum_steps = 2;
+  config.parallel.dp_size = layout.dp;
+  config.parallel.tp_size = layout.tp;
+  config.parallel.pp_stages = layout.pp;
+  config.parallel.zero_stage = layout.zero_stage;
 }
 
 }  // namespace xp::test

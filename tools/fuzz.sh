@@ -59,8 +59,11 @@ case "${1:-}" in
     seeds=()
     [[ -d $root/tests/fuzz/corpus/$target ]] && seeds=("$root/tests/fuzz/corpus/$target")
     if [[ $target == checkpoint_index ]]; then
-      # Real index files: the kept format-1 one, and current-format ones (pp 1 and 2) made now by xp_train
-      cp "$root"/tests/io/data/format_v1/step_000002/index.h5 "$corpus/format_v1.h5"
+      # Real index files: a format-1 one (ctest's fixture io_format_v1, tests/io/make_format_v1.py, writes
+      # the checkpoint FUZZ_FORMAT_V1 names), and current-format ones (pp 1 and 2) made now by xp_train
+      [[ -f ${FUZZ_FORMAT_V1:-}/index.h5 ]] ||
+        { echo "fuzz: FUZZ_FORMAT_V1 (a format-1 checkpoint: tests/io/make_format_v1.py) is needed for the index seeds"; exit 1; }
+      cp "$FUZZ_FORMAT_V1/index.h5" "$corpus/format_v1.h5"
       [[ -x ${FUZZ_XP_TRAIN:-} ]] || { echo "fuzz: FUZZ_XP_TRAIN (the CPU build's xp_train) is needed for the index seeds"; exit 1; }
       for pp in 1 2; do
         run_dir=$build_dir/index_seed_pp$pp

@@ -3,6 +3,7 @@
 #include "xp/core/math.hpp"
 #include "xp/core/types.hpp"
 
+#include "kernels/attention_row.hpp"
 #include "kernels/cuda/flash_attention_workspace.hpp"
 #if defined(XP_ENABLE_CUDA)
 #include "kernels/cuda/flash_attention.hpp"
@@ -25,21 +26,7 @@ void attention_fwd_kokkos(Real* out, float* att, const Real* qkv, int B, int T, 
     const int64_t t = bht % T, h = (bht / T) % NH, b = bht / (int64_t{T} * NH);
     const Real* q = qkv + (b * T + t) * C3 + h * hs;
     float* row = att + bht * T;  // (b, h, t, :)
-    float max_score = -3.0e38f;
-    for (int64_t t2 = 0; t2 <= t; ++t2) {
-      const Real* k = qkv + (b * T + t2) * C3 + C + h * hs;
-      float score = 0.0f;
-      for (int i = 0; i < hs; ++i) score += to_float(q[i]) * to_float(k[i]);
-      score *= scale;
-      row[t2] = score;
-      if (score > max_score) max_score = score;
-    }
-    float sum = 0.0f;
-    for (int64_t t2 = 0; t2 <= t; ++t2) {
-      row[t2] = math::exp(row[t2] - max_score);
-      sum += row[t2];
-    }
-    const float inv_sum = 1.0f / sum;
+    const float inv_sum = causal_softmax_row(row, q, qkv + b * T * C3 + C + h * hs, C3, t, hs, scale);
     Real* o = out + (b * T + t) * C + h * hs;
     if (!real_is_float) {
       // bf16 outputs, as the fused GPU kernel computes them: P·V from the unnormalised probabilities

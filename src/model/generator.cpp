@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/attention_row.hpp"
 #include "xp/core/error.hpp"
 #include "xp/core/math.hpp"
 #include "xp/kernels/elementwise.hpp"
@@ -20,21 +21,7 @@ void cached_attention_fwd(Real* out, float* scores, const Real* qkv, const Real*
     const int64_t i = ih / NH, h = ih % NH, t = pos + i;
     const Real* q = qkv + i * C3 + h * hs;
     float* row = scores + ih * max_tokens;
-    float max_score = -3.0e38f;
-    for (int64_t t2 = 0; t2 <= t; ++t2) {
-      const Real* key = k + t2 * C + h * hs;
-      float score = 0.0f;
-      for (int j = 0; j < hs; ++j) score += to_float(q[j]) * to_float(key[j]);
-      score *= scale;
-      row[t2] = score;
-      if (score > max_score) max_score = score;
-    }
-    float sum = 0.0f;
-    for (int64_t t2 = 0; t2 <= t; ++t2) {
-      row[t2] = math::exp(row[t2] - max_score);
-      sum += row[t2];
-    }
-    const float inv_sum = 1.0f / sum;
+    const float inv_sum = causal_softmax_row(row, q, k + h * hs, C, t, hs, scale);
     Real* o = out + i * C + h * hs;
     for (int j = 0; j < hs; ++j) {
       float value = 0.0f;

@@ -5,50 +5,30 @@
 # newest complete checkpoint resumes bit-exact: it equals a straight run's checkpoint of that step, and
 # two more steps from it equal the straight run's two more steps (xp_ckpt diff: 0 on every tensor).
 #   dead_rank.sh XP_TRAIN MPIEXEC REPO_ROOT WORK_DIR XP_CKPT
-set -u
-xp_train=$1 mpiexec=$2 repo=$3 work=$4 xp_ckpt=$5
-run_dir=$work/run reference=$work/reference victim=3
-rm -rf "$work" && mkdir -p "$work/mpi"
-# A killed job leaves Open MPI's session files and shared-memory segments behind: keep them in $work.
-export OMPI_MCA_orte_tmpdir_base=$work/mpi OMPI_MCA_btl_vader_backing_directory=$work/mpi
+# shellcheck source=tests/io/lib.sh
+source "$(dirname "$0")/lib.sh" "$@"  # $xp_train $mpiexec $repo, an empty $work
+xp_ckpt=$5 run_dir=$work/run reference=$work/reference victim=3
 
 # A constant learning rate, so the schedule does not depend on `steps`: the killed run (steps=100000),
 # its resumption and the straight reference (both to the newest checkpoint + 2) train the same steps.
 args=("$repo/inputs/gpt2_tiny.in" n_layer=2 n_embd=32 n_head=2 seq_len=16 batch_size=1 eval_every=0
       log_every=1000 threads=1 warmup_steps=0 lr=1e-3 min_lr=1e-3 checkpoint_every=2 keep_last=0)
-launcher=
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
-trap '[[ -n $launcher ]] && kill -KILL $launcher $(pgrep -f -- "run_dir=$run_dir( |\$)") 2>/dev/null' EXIT
+kill_run_on_exit "$run_dir"
 
-"$mpiexec" -n 8 "$xp_train" "${args[@]}" steps=100000 "run_dir=$run_dir" >"$work/killed.log" 2>&1 &
-launcher=$!
+launch "$work/killed.log" "$mpiexec" -n 8 "$xp_train" "${args[@]}" steps=100000 "run_dir=$run_dir"
 for _ in $(seq 600); do [[ -f $run_dir/ckpt/step_000004/index.h5 ]] && break; sleep 0.1; done
 [[ -f $run_dir/ckpt/step_000004/index.h5 ]] || { cat "$work/killed.log"; fail "no checkpoint at step 4 after 60 s"; }
 
-# The rank's process: Open MPI gives each its world rank in the environment.
-pid=
-for candidate in $(pgrep -f -- "run_dir=$run_dir( |\$)"); do
-  if tr '\0' '\n' <"/proc/$candidate/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$victim"; then
-    pid=$candidate
-  fi
-done
-[[ -n $pid ]] || fail "no process of rank $victim found"
+pid=$(rank_pid "$run_dir" "$victim") || fail "no process of rank $victim found"
 start=$(date +%s.%N)
 kill -KILL "$pid"
 # Wait at most 30 s for the launcher; then it is a failure and the trap kills what is left.
-for _ in $(seq 300); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$launcher" 2>/dev/null; then
+if ! await_launcher 30; then
   cat "$work/killed.log"
-  fail "the job still runs 30 s after rank $victim was killed: $(pgrep -af -- "run_dir=$run_dir( |\$)")"
+  fail "the job still runs 30 s after rank $victim was killed: $(run_processes "$run_dir")"
 fi
-wait "$launcher"
-status=$?
-launcher=
-elapsed=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-left=$(pgrep -af -- "run_dir=$run_dir( |\$)")
+elapsed=$(seconds_since "$start")
+left=$(run_processes "$run_dir")
 echo "rank $victim (pid $pid) killed: the job ended after $elapsed s with exit status $status"
 [[ -z $left ]] || fail "processes still running after the launcher exited: $left"
 (( status != 0 )) || fail "the killed job exited 0"

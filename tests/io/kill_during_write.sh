@@ -5,39 +5,21 @@
 # a .partial directory) and finish one more step. Odd iterations wait for a .partial directory to appear
 # before the kill, so some kills land mid-write whatever the machine's speed.
 #   kill_during_write.sh XP_TRAIN MPIEXEC REPO_ROOT WORK_DIR
-set -u
-xp_train=$1 mpiexec=$2 repo=$3 work=$4
+# shellcheck source=tests/io/lib.sh
+source "$(dirname "$0")/lib.sh" "$@"  # $xp_train $mpiexec $repo, an empty $work
 run_dir=$work/run
-rm -rf "$work" && mkdir -p "$work/mpi"
-# Killed jobs leave Open MPI's session files and shared-memory segments behind: keep them in $work.
-export OMPI_MCA_orte_tmpdir_base=$work/mpi OMPI_MCA_btl_vader_backing_directory=$work/mpi
 
 # 3.2 M parameters (38 MB checkpoints) on tiny batches: writing takes a large share of every step.
 args=("$repo/inputs/gpt2_tiny.in" n_layer=4 n_embd=256 n_head=4 batch_size=1 seq_len=32 eval_every=0
       log_every=1 checkpoint_every=1 keep_last=2 resume=latest "run_dir=$run_dir")
 delays=(0.3 0.7 1.1 1.5 1.9 2.3 2.7 3.0)
-launcher=
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
-# SIGKILL the launcher, its children and anything else running with this test's run_dir.
-kill_run() {
-  local pids
-  pids="$launcher $(pgrep -P "$launcher") $(pgrep -f -- "run_dir=$run_dir( |\$)")"
-  kill -KILL $pids 2>/dev/null
-  wait "$launcher" 2>/dev/null
-  for _ in $(seq 50); do pgrep -f -- "run_dir=$run_dir( |\$)" >/dev/null || return 0; sleep 0.1; done
-  fail "processes of the killed run are still alive: $(pgrep -af -- "run_dir=$run_dir")"
-}
 partials() { find "$run_dir/ckpt" -maxdepth 1 -name '.*.partial' 2>/dev/null | wc -l; }
-trap '[[ -n $launcher ]] && kill_run >/dev/null 2>&1' EXIT
+kill_run_on_exit "$run_dir"
 
 left_partial=0
 for i in "${!delays[@]}"; do
   (( SECONDS < 100 )) || fail "over 100 s after $i of ${#delays[@]} iterations"
-  "$mpiexec" -n 2 "$xp_train" "${args[@]}" steps=100000 >"$work/killed_$i.log" 2>&1 &
-  launcher=$!
+  launch "$work/killed_$i.log" "$mpiexec" -n 2 "$xp_train" "${args[@]}" steps=100000
   sleep "${delays[i]}"
   how="after ${delays[i]} s"
   if (( i % 2 == 1 )); then
@@ -46,7 +28,7 @@ for i in "${!delays[@]}"; do
     kill -KILL $pids 2>/dev/null
     how="$how, then as soon as a .partial appeared"
   fi
-  kill_run 2>/dev/null  # and no "Killed" notice from bash
+  kill_run "$run_dir" 2>/dev/null  # and no "Killed" notice from bash
   launcher=
 
   partial=$(partials)

@@ -1,11 +1,14 @@
-// Checkpoints of an older format still load. tests/io/data/format_v1 holds step 2 of the 4-step run
-// its deck (run.in) describes, written by xp_train at format 1 (commit 971cc86, tp 2 x pp 2, 4 ranks),
-// and that run's metrics.jsonl. Format 1 had no stage map in its index: it is read off the tensor names.
+// Checkpoints of an older format still load. tests/io/data/format_v1 holds the deck (run.in) of a 4-step
+// run, tp 2 x pp 2 on 4 ranks, and the metrics.jsonl of that run by xp_train at format 1 (commit 971cc86);
+// the ctest fixture io_format_v1 (make_format_v1.py) writes that run's step-2 checkpoint into the build
+// tree with its index as format 1 had it. Format 1 had no stage map in its index: it is read off the
+// tensor names.
 // Resumed in this world's layout, the checkpoint continues the run that wrote it; saved again (in the
 // current format) it holds the same tensors bit for bit, and a resume from that copy repeats the losses.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -23,7 +26,7 @@ using xp::test::world_rank;
 using xp::test::world_size;
 
 const std::string fixture = std::string(XP_SOURCE_DIR) + "/tests/io/data/format_v1";
-const std::string v1_checkpoint = fixture + "/step_000002";
+const std::string v1_checkpoint = XP_FORMAT_V1_CHECKPOINT;
 constexpr int saved_step = 2, total_steps = 4;
 // Another layout sums in another order (fp32 rounding; bf16 builds as two layouts of one bf16 run agree),
 // and metrics.jsonl keeps 7 significant digits.
@@ -48,7 +51,7 @@ xp::Config resume_config(const std::string& name, const std::string& resume) {
   return xp::load_config(fixture + "/run.in", overrides);
 }
 
-// The loss of every step the writing run logged.
+// The loss of every step of the deck as 971cc86 logged it.
 std::vector<double> logged_losses() {
   std::ifstream metrics(fixture + "/metrics.jsonl");
   std::vector<double> losses;
@@ -59,7 +62,15 @@ std::vector<double> logged_losses() {
   return losses;
 }
 
+// The fixture's checkpoint is there (ctest's io_format_v1 writes it; make_format_v1.py needs numpy and h5py).
+::testing::AssertionResult fixture_written() {
+  if (std::filesystem::is_directory(v1_checkpoint)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "no format-1 checkpoint at " << v1_checkpoint
+                                       << ": the ctest fixture io_format_v1 (tests/io/make_format_v1.py) writes it";
+}
+
 TEST(CheckpointFormat, Version1IndexReadsWithItsStageMap) {
+  ASSERT_TRUE(fixture_written());
   const xp::CheckpointIndex index(v1_checkpoint);
   EXPECT_EQ(index.format_version(), 1);
   const std::vector<xp::StageRange>& stages = index.stages();
@@ -81,6 +92,7 @@ TEST(CheckpointFormat, Version1IndexReadsWithItsStageMap) {
 
 TEST(CheckpointFormat, Version1ResumesTheRunThatWroteIt) {
   if (layout_overrides().empty()) GTEST_SKIP() << "no layout of the 2-layer, 2-head model fills " << world_size();
+  ASSERT_TRUE(fixture_written());
   const std::vector<double> logged = logged_losses();
   ASSERT_EQ(logged.size(), size_t(total_steps));
 

@@ -21,20 +21,20 @@ using xp::test::world_size;
 
 struct Case {
   const char* name;
-  int dp, tp, pp, zero_stage;
+  xp::test::TestLayout layout;
   int n_embd = 32, n_head = 4;  // head size 8; 128 and 2 give head size 64 (the fused attention on GPU)
 };
 
 // Each runs where the world size is dp·tp·pp. Two micro-batches per step: with pp 2 the first stage keeps
 // both in flight, so one micro-batch's forward runs between another's forward and its recomputation.
 const std::vector<Case> cases = {
-    {"one rank", 1, 1, 1, 0},
-    {"one rank, head size 64", 1, 1, 1, 0, 128, 2},
-    {"pp 2", 1, 1, 2, 0},
-    {"dp 2, ZeRO-1", 2, 1, 1, 1},
-    {"tp 2 × pp 2", 1, 2, 2, 0},
-    {"tp 2 × pp 2 × dp 2", 2, 2, 2, 0},
-    {"tp 2 × pp 2 × dp 2, ZeRO-1", 2, 2, 2, 1},
+    {"one rank", {1, 1, 1, 0}},
+    {"one rank, head size 64", {1, 1, 1, 0}, 128, 2},
+    {"pp 2", {1, 1, 2, 0}},
+    {"dp 2, ZeRO-1", {2, 1, 1, 1}},
+    {"tp 2 × pp 2", {1, 2, 2, 0}},
+    {"tp 2 × pp 2 × dp 2", {2, 2, 2, 0}},
+    {"tp 2 × pp 2 × dp 2, ZeRO-1", {2, 2, 2, 1}},
 };
 constexpr int steps = 3;
 
@@ -56,12 +56,7 @@ RunRecord train(const Case& c, xp::Recompute recompute, const std::string& mode)
   config.model.n_embd = c.n_embd;
   config.model.n_head = c.n_head;
   config.train.steps = steps;
-  config.train.batch_size = 2;
-  config.train.grad_accum_steps = 2;
-  config.parallel.dp_size = c.dp;
-  config.parallel.tp_size = c.tp;
-  config.parallel.pp_stages = c.pp;
-  config.parallel.zero_stage = c.zero_stage;
+  xp::test::set_layout(config, c.layout);
   config.parallel.recompute = recompute;
   xp::memory_ledger().reset();
   xp::Trainer trainer(config, MPI_COMM_WORLD);
@@ -95,7 +90,7 @@ void expect_identical(const RunRecord& run, const RunRecord& none, const char* m
 TEST(Recompute, GradientsAreBitIdenticalToKeepingEverything) {
   int tested = 0;
   for (const Case& c : cases) {
-    if (c.dp * c.tp * c.pp != world_size()) continue;
+    if (c.layout.dp * c.layout.tp * c.layout.pp != world_size()) continue;
     SCOPED_TRACE(c.name);
     ++tested;
     const RunRecord none = train(c, xp::Recompute::None, "none");

@@ -44,12 +44,7 @@ xp::Config offload_config(const Layout4& layout, bool offload, const std::string
                                                                 "_" + name));
   config.train.steps = 12;
   config.train.weight_decay = 0.1;  // decayed and undecayed segments both take part
-  config.train.batch_size = 2;
-  config.train.grad_accum_steps = 2;
-  config.parallel.dp_size = layout.dp;
-  config.parallel.tp_size = layout.tp;
-  config.parallel.pp_stages = layout.pp;
-  config.parallel.zero_stage = layout.zero;
+  xp::test::set_layout(config, {layout.dp, layout.tp, layout.pp, layout.zero});
   config.parallel.optimizer_offload = offload;
   config.parallel.threads = offload ? 2 : 1;  // the host update's thread split must not matter
   config.run.keep_last = 0;
