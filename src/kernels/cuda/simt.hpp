@@ -10,7 +10,10 @@
 #include <cstdint>
 #include <cstring>
 
+// The host emulation's bf16 rounding; nvcc-compiled .cu files (no Kokkos) use cuda_bf16.h instead.
+#if !defined(__CUDACC__)
 #include "xp/core/precision.hpp"
+#endif
 
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
