@@ -166,40 +166,54 @@ TEST(FusedElementwise, ConvertRoundsToNearestEven) {
 const Shape column_shapes[] = {{1, 8}, {1, 7}, {7, 1600}, {255, 8}, {256, 8}, {257, 16}, {1000, 7}, {600, 768},
                                {1000, 1600}};
 
-// Emulated sums of x (rows, C) added to `init`.
-Floats emulated_column_sums(Bf16s& x, int rows, int C, const Floats& init) {
+// Emulated sums of x (rows, C) added to `init`, at `width` columns per thread (0: the launcher's choice).
+Floats emulated_column_sums(Bf16s& x, int rows, int C, const Floats& init, int width = 0) {
   Floats sums = init;
   std::vector<float> partial(simt::column_chunks(rows) * C, garbage);
-  simt::column_sums_emulated(sums.data(), x.data(), rows, C, partial.data());
+  simt::column_sums_emulated(sums.data(), x.data(), rows, C, partial.data(), width);
   return sums;
+}
+
+// 16-byte loads where C and x allow and they leave enough threads, else 4-byte pairs, else single values.
+TEST(FusedElementwise, ColumnSumsPickTheirLoadWidth) {
+  const auto at = [](std::uintptr_t address) { return reinterpret_cast<const bf16*>(address); };
+  EXPECT_EQ(simt::column_sums_width(at(4096), 32768, 3072), 8);  // 128 chunks · 384 packs
+  EXPECT_EQ(simt::column_sums_width(at(4096), 32768, 2304), 8);
+  EXPECT_EQ(simt::column_sums_width(at(4096), 32768, 768), 2);   // 12288 threads at 8: too few
+  EXPECT_EQ(simt::column_sums_width(at(4096 + 4), 32768, 3072), 2);
+  EXPECT_EQ(simt::column_sums_width(at(4096 + 2), 32768, 3072), 1);
+  EXPECT_EQ(simt::column_sums_width(at(4096), 1000, 7), 1);
+  EXPECT_EQ(simt::column_sums_width(at(4096), 1, 6), 2);
 }
 
 // |error| ≤ (rows per chunk + chunks)·2^-24·(|init| + Σ|x|): fp32 sums of k terms are within (k-1)·u of
 // the exact sum relative to the sum of magnitudes; each column adds ≤ 256 rows, then ≤ ⌈N/256⌉ partials.
+// Every load width and a misaligned x give the same bits, and so does a second call.
 TEST(FusedElementwise, ColumnSumsWithinBoundOfFloat64AndRepeatBitwise) {
   for (const Shape& s : column_shapes) {
     const Floats values = bf16_values(size_t(s.N) * s.C, 10, -2.0, 2.0), init = random_floats(s.C, 11);
     const int64_t chunks = simt::column_chunks(s.N);
     const double u = 0x1p-24, terms = double(std::min<int64_t>(s.N, simt::column_chunk) + chunks);
-    Floats first;
-    for (int offset : {0, 1}) {
-      Bf16s x(values, offset);
-      EXPECT_EQ(simt::column_sums_vector(x.data(), s.C), offset == 0 && s.C % 8 == 0);
-      const Floats sums = emulated_column_sums(x, s.N, s.C, init);
-      for (int c = 0; c < s.C; ++c) {
-        double exact = init[c], magnitude = std::abs(init[c]);
-        for (int n = 0; n < s.N; ++n) {
-          exact += values[size_t(n) * s.C + c];
-          magnitude += std::abs(values[size_t(n) * s.C + c]);
-        }
-        ASSERT_LE(std::abs(sums[c] - exact), terms * u * magnitude) << "N " << s.N << " C " << s.C << " c " << c;
+    Bf16s x(values, 0);
+    const Floats sums = emulated_column_sums(x, s.N, s.C, init);
+    for (int c = 0; c < s.C; ++c) {
+      double exact = init[c], magnitude = std::abs(init[c]);
+      for (int n = 0; n < s.N; ++n) {
+        exact += values[size_t(n) * s.C + c];
+        magnitude += std::abs(values[size_t(n) * s.C + c]);
       }
-      const Floats again = emulated_column_sums(x, s.N, s.C, init);
-      for (int c = 0; c < s.C; ++c) ASSERT_EQ(bits(again[c]), bits(sums[c])) << "a second call, column " << c;
-      if (offset == 0) first = sums;
-      else
-        for (int c = 0; c < s.C; ++c) ASSERT_EQ(bits(sums[c]), bits(first[c])) << "scalar vs packed, column " << c;
+      ASSERT_LE(std::abs(sums[c] - exact), terms * u * magnitude) << "N " << s.N << " C " << s.C << " c " << c;
     }
+    const Floats again = emulated_column_sums(x, s.N, s.C, init);
+    for (int c = 0; c < s.C; ++c) ASSERT_EQ(bits(again[c]), bits(sums[c])) << "a second call, column " << c;
+    for (int width : {8, 2, 1}) {
+      if (s.C % width != 0) continue;
+      const Floats other = emulated_column_sums(x, s.N, s.C, init, width);
+      for (int c = 0; c < s.C; ++c) ASSERT_EQ(bits(other[c]), bits(sums[c])) << "width " << width << ", column " << c;
+    }
+    Bf16s misaligned(values, 1);
+    const Floats scalar = emulated_column_sums(misaligned, s.N, s.C, init);
+    for (int c = 0; c < s.C; ++c) ASSERT_EQ(bits(scalar[c]), bits(sums[c])) << "misaligned, column " << c;
   }
 }
 

@@ -17,18 +17,20 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 constexpr int threads_per_block = 256;
+constexpr int column_block = 64;  // the column sum's passes
 
-// Blocks for `work` items at one item per thread: at most one wave of full occupancy (grid-stride beyond).
-unsigned grid_for(int64_t work) {
-  static const int blocks_per_wave = [] {
+// Blocks of `block` threads for `work` items at one item per thread: at most one wave of full occupancy
+// (grid-stride beyond).
+unsigned grid_for(int64_t work, int block = threads_per_block) {
+  static const int threads_per_wave = [] {
     int device = 0, sms = 0, threads_per_sm = 0;
     XP_CUDA_CHECK(cudaGetDevice(&device));
     XP_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     XP_CUDA_CHECK(cudaDeviceGetAttribute(&threads_per_sm, cudaDevAttrMaxThreadsPerMultiProcessor, device));
-    return sms * (threads_per_sm / threads_per_block);
+    return sms * threads_per_sm;
   }();
-  const int64_t needed = (work + threads_per_block - 1) / threads_per_block;
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(needed, blocks_per_wave)));
+  const int64_t needed = (work + block - 1) / block;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(needed, threads_per_wave / block)));
 }
 
 template <class Op>
@@ -47,14 +49,14 @@ void launch_elementwise(const Op& op, int64_t n, cudaStream_t stream) {
 }
 
 template <int W>
-__global__ void __launch_bounds__(threads_per_block)
+__global__ void __launch_bounds__(column_block)
     column_chunks_kernel(float* partial, const bf16* x, int64_t rows, int C, int64_t items) {
   for (int64_t item = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; item < items;
        item += int64_t{gridDim.x} * blockDim.x)
     simt::column_chunk_item<W>(partial, x, rows, C, item);
 }
 
-__global__ void __launch_bounds__(threads_per_block)
+__global__ void __launch_bounds__(column_block)
     column_finish_kernel(float* sums, const float* partial, int64_t chunks, int C) {
   for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x)
     simt::column_finish(sums, partial, chunks, C, c);
@@ -91,15 +93,15 @@ int64_t fused_column_sums_scratch(int N, int C) { return simt::column_chunks(N) 
 void fused_column_sums_add(float* sums, const bf16* x, int N, int C, float* partial, cudaStream_t stream) {
   if (N <= 0 || C <= 0) return;
   const int64_t chunks = simt::column_chunks(N);
-  if (simt::column_sums_vector(x, C)) {
-    const int64_t items = chunks * (C / simt::pack_width);
-    column_chunks_kernel<simt::pack_width><<<grid_for(items), threads_per_block, 0, stream>>>(partial, x, N, C, items);
-  } else {
-    const int64_t items = chunks * C;
-    column_chunks_kernel<1><<<grid_for(items), threads_per_block, 0, stream>>>(partial, x, N, C, items);
-  }
+  const int width = simt::column_sums_width(x, N, C);
+  const int64_t items = chunks * (C / width);
+  // Small blocks, so that few items (C 768: 49152) still reach every SM.
+  const unsigned blocks = grid_for(items, column_block);
+  if (width == 8) column_chunks_kernel<8><<<blocks, column_block, 0, stream>>>(partial, x, N, C, items);
+  else if (width == 2) column_chunks_kernel<2><<<blocks, column_block, 0, stream>>>(partial, x, N, C, items);
+  else column_chunks_kernel<1><<<blocks, column_block, 0, stream>>>(partial, x, N, C, items);
   XP_CUDA_CHECK(cudaGetLastError());
-  column_finish_kernel<<<grid_for(C), threads_per_block, 0, stream>>>(sums, partial, chunks, C);
+  column_finish_kernel<<<grid_for(C, column_block), column_block, 0, stream>>>(sums, partial, chunks, C);
   XP_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -40,8 +40,9 @@ void fused_convert_to_bf16(__nv_bfloat16* out, const float* x, int64_t n, cudaSt
 int64_t fused_column_sums_scratch(int N, int C);
 
 // sums (C) += Σ over the N rows of x (N,C), fp32, in fixed_order_column_sums' order (bit-identical to the
-// Kokkos kernel and from run to run): a chunk pass writes ⌈N/256⌉ partial rows to `partial`, a second
-// pass adds them per column in chunk order. No atomics.
+// Kokkos kernel and from run to run): a chunk pass (a thread per 256 rows × 8 columns in 16-byte loads, or
+// × 2 columns where 8 leave too few threads, as at C 768) writes ⌈N/256⌉ partial rows to `partial`, a
+// second pass adds them per column in chunk order. No atomics.
 void fused_column_sums_add(float* sums, const __nv_bfloat16* x, int N, int C, float* partial, cudaStream_t stream);
 
 }  // namespace xp::cuda

@@ -16,7 +16,6 @@
 // Kokkos kernel's.
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 
 #include "kernels/cuda/simt.hpp"
 
@@ -163,30 +162,42 @@ constexpr int column_batch = 16;       // row loads a thread issues before addin
 
 inline int64_t column_chunks(int64_t rows) { return (rows + column_chunk - 1) / column_chunk; }
 
-// Whether the column sum reads x in packs of 8 columns (otherwise one column per thread, the same order).
-XP_HD bool column_sums_vector(const bf16* x, int C) { return C % pack_width == 0 && aligned16(x); }
+// A thread's columns of one row: W consecutive bf16 in one load (W = 8: 16 bytes, 2: 4 bytes, 1: 2 bytes).
+template <int W>
+struct alignas(sizeof(bf16) * W) Columns {
+  bf16 v[W];
+};
 
-// acc[0..W) = Σ over the chunk's rows, in row order, of columns column..column+W-1 (W = 8: one pack per
-// row; W = 1: one value). Loads go out column_batch rows at a time, kept as bf16 (4 registers a pack);
-// the additions stay in row order.
+// Threads below which the chunk pass reads 2 columns per thread instead of 8 (4-byte loads, four times the
+// threads): the summation order is fixed, so memory-level parallelism must come from threads. At N 32768,
+// C 768 (128 chunks) 8 columns give 12288 threads, 2 give 49152; C 2304 and 3072 keep 16-byte loads.
+constexpr int64_t column_min_threads = 32768;
+
+// Columns per thread of the chunk pass: the widest of 8, 2, 1 that C and x's alignment allow, and 2 rather
+// than 8 where 8 leaves fewer than column_min_threads threads. Every width adds in the same order.
+XP_HD int column_sums_width(const bf16* x, int64_t rows, int C) {
+  const auto address = reinterpret_cast<std::uintptr_t>(x);
+  const bool pairs = C % 2 == 0 && address % 4 == 0;
+  if (C % 8 == 0 && address % 16 == 0 && (!pairs || ((rows + column_chunk - 1) / column_chunk) * (C / 8) >= column_min_threads))
+    return 8;
+  return pairs ? 2 : 1;
+}
+
+// acc[0..W) = Σ over the chunk's rows, in row order, of columns column..column+W-1. Loads go out
+// column_batch rows at a time, kept as bf16 (4 registers for 8 columns); the additions stay in row order.
 template <int W>
 XP_HD void column_chunk_sum(float* acc, const bf16* x, int64_t rows, int C, int64_t chunk, int64_t column) {
-  static_assert(W == pack_width || W == 1, "a pack of 8 columns or one column");
-  using Row = std::conditional_t<W == 1, bf16, Pack<bf16>>;
+  static_assert(W == 8 || W == 2 || W == 1, "8, 2 or 1 columns per thread");
   const int64_t first = chunk * column_chunk, last = first + column_chunk < rows ? first + column_chunk : rows;
   const bf16* column_start = x + column;
-  auto load_row = [&](int64_t n) {
-    if constexpr (W == 1) return column_start[n * C];
-    else return load_pack(column_start + n * C);
-  };
-  auto add_row = [&](const Row& row) {
-    if constexpr (W == 1) acc[0] += load(row);
-    else for (int j = 0; j < W; ++j) acc[j] += load(row.v[j]);
+  auto load_row = [&](int64_t n) { return *reinterpret_cast<const Columns<W>*>(column_start + n * C); };
+  auto add_row = [&](const Columns<W>& row) {
+    for (int j = 0; j < W; ++j) acc[j] += load(row.v[j]);
   };
   for (int j = 0; j < W; ++j) acc[j] = 0.0f;
   int64_t n = first;
   for (; n + column_batch <= last; n += column_batch) {
-    Row batch[column_batch];
+    Columns<W> batch[column_batch];
     for (int r = 0; r < column_batch; ++r) batch[r] = load_row(n + r);
     for (int r = 0; r < column_batch; ++r) add_row(batch[r]);
   }
@@ -216,15 +227,16 @@ XP_HD void column_finish(float* sums, const float* partial, int64_t chunks, int 
   sums[c] = sum;
 }
 
-// The host's run of both passes; partial holds column_chunks(rows)·C floats.
-inline void column_sums_emulated(float* sums, const bf16* x, int64_t rows, int C, float* partial) {
+// The host's run of both passes; partial holds column_chunks(rows)·C floats. `width` forces the columns per
+// thread (0: column_sums_width's choice, as the launcher makes it).
+inline void column_sums_emulated(float* sums, const bf16* x, int64_t rows, int C, float* partial, int width = 0) {
   if (rows <= 0 || C <= 0) return;
   const int64_t chunks = column_chunks(rows);
-  if (column_sums_vector(x, C)) {
-    for (int64_t item = 0; item < chunks * (C / pack_width); ++item)
-      column_chunk_item<pack_width>(partial, x, rows, C, item);
-  } else {
-    for (int64_t item = 0; item < chunks * C; ++item) column_chunk_item<1>(partial, x, rows, C, item);
+  if (width == 0) width = column_sums_width(x, rows, C);
+  for (int64_t item = 0; item < chunks * (C / width); ++item) {
+    if (width == 8) column_chunk_item<8>(partial, x, rows, C, item);
+    else if (width == 2) column_chunk_item<2>(partial, x, rows, C, item);
+    else column_chunk_item<1>(partial, x, rows, C, item);
   }
   for (int c = 0; c < C; ++c) column_finish(sums, partial, chunks, C, c);
 }
