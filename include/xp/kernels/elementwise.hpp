@@ -9,6 +9,9 @@ namespace xp {
 // stream after the tensor-parallel sum. out may alias residual.
 void bias_residual_fwd(Real* out, const Real* residual, const Real* x, const Real* bias, int N, int C);
 
+// out (N,C) += bias (C): a GEMM's bias where no epilogue adds it (the same arithmetic as matmul.cpp's add_bias).
+void bias_add(Real* out, const Real* bias, int N, int C);
+
 // sums (C) += Σ over the N rows of x (N,C), in fp32 (bias gradients).
 void column_sums_add(float* sums, const Real* x, int N, int C);
 
