@@ -38,12 +38,6 @@ void forward_gemm(Real* out, const Real* inp, const Real* weight, int N, int C, 
              epilogue, stream());
 }
 
-void add_bias(Real* out, const Real* bias, int N, int OC) {
-  Kokkos::parallel_for("xp::matmul_add_bias", Range(0, int64_t{N} * OC), KOKKOS_LAMBDA(int64_t i) {
-    out[i] = to_real(to_float(out[i]) + to_float(bias[i % OC]));
-  });
-}
-
 }  // namespace
 
 void matmul_fwd(Real* out, const Real* inp, const Real* weight, const Real* bias, int N, int C, int OC) {
@@ -55,7 +49,7 @@ void matmul_fwd(Real* out, const Real* inp, const Real* weight, const Real* bias
     epilogue.bias_type = DType::BF16;
   }
   forward_gemm(out, inp, weight, N, C, OC, epilogue);
-  if (bias && !fused) add_bias(out, bias, N, OC);
+  if (bias && !fused) bias_add(out, bias, N, OC);  // operands cuBLASLt's bias epilogue does not take
 }
 
 void matmul_gelu_fwd(Real* out, Real* pre, const Real* inp, const Real* weight, const Real* bias, int N, int C,
