@@ -10,12 +10,11 @@
 #include <cstdint>
 #include <cstring>
 
-#include "xp/core/precision.hpp"
-
 #if defined(__CUDACC__)
-#include <cuda_bf16.h>
+#include <cuda_bf16.h>  // not precision.hpp: .cu files are compiled by nvcc directly, without Kokkos
 #define XP_HD __host__ __device__ __forceinline__
 #else
+#include "xp/core/precision.hpp"  // bf16_bits / bf16_value, the host's rounding rule
 #define XP_HD inline
 #endif
 
