@@ -18,12 +18,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "kernels/cuda/classifier_math.hpp"
 #include "kernels/reference.hpp"
 #include "xp/kernels/cross_entropy.hpp"
+#include "xp/kernels/kernel_path.hpp"
 
 namespace xp::test {
 namespace {
@@ -32,6 +34,13 @@ using classifier::Online;
 using simt::bf16;
 
 constexpr float dloss = 1.0f / 3.0f;
+
+// simt::bf16 is 16 bits on the host and __nv_bfloat16 where nvcc compiles the test (the CUDA build).
+std::uint16_t bits_of(bf16 x) {
+  std::uint16_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits;
+}
 
 double lse_tolerance(double lse) { return 6e-6 + std::ldexp(std::abs(lse), -22); }
 double dlogit_tolerance(double exact, double softmax) {
@@ -228,7 +237,7 @@ TEST(FusedClassifier, BackwardMatchesFloat64AndZeroesPadding) {
                             s.threads);
     for (int n = 0; n < s.N; ++n)
       for (int v = 0; v < s.Vp; ++v)
-        ASSERT_EQ(logits.row(n)[v].bits, dlogits.row(n)[v].bits) << s.name() << " in place, row " << n << " col " << v;
+        ASSERT_EQ(bits_of(logits.row(n)[v]), bits_of(dlogits.row(n)[v])) << s.name() << " in place, row " << n << " col " << v;
   }
 }
 
@@ -289,6 +298,56 @@ TEST(FusedClassifier, EmulationMatchesTheKokkosKernel) {
       }
   }
 }
+
+#if defined(XP_ENABLE_CUDA)
+// On the GPU: the fused kernels (the default path) against the Kokkos ones and the host emulation, on the
+// same bf16 logits, through the kernel functions the model calls. Kokkos' GPU sums are trees, so the
+// Kokkos side has the emulation's error bound; the emulation differs from the device by ex2.approx's and
+// lg2.approx's few ulps per term, well inside lse_tolerance.
+TEST(FusedClassifier, DeviceKernelsMatchKokkosAndTheEmulation) {
+  for (const Shape& s : {shapes[0], shapes[2], shapes[5]}) {
+    const Floats values = random_reals(size_t(s.N) * s.Vp, 500, -4.0, 4.0);
+    const Tokens targets = random_targets(s.N, s.V, 501);
+    std::vector<bf16> host(values.size());
+    for (size_t i = 0; i < values.size(); ++i) host[i] = simt::store_bf16(values[i]);
+    const RealBuffer logits = to_device_real(values);
+    const TokenBuffer targets_device = to_device(targets);
+    struct Result {
+      Floats losses, lse, row_max, sum_exp, dlogits;
+    };
+    const auto run = [&](KernelPath path) {
+      set_kernel_path(path);
+      FloatBuffer losses = to_device(Floats(s.N, garbage)), lse = to_device(Floats(s.N, garbage));
+      FloatBuffer row_max = to_device(Floats(s.N, garbage)), sum_exp = to_device(Floats(s.N, garbage));
+      RealBuffer dlogits = to_device_real(Floats(values.size(), garbage));
+      cross_entropy_fwd(losses.data(), lse.data(), logits.data(), targets_device.data(), s.N, s.V, s.Vp);
+      cross_entropy_row_max(row_max.data(), logits.data(), s.N, s.V, s.Vp);
+      cross_entropy_sum_exp(sum_exp.data(), logits.data(), row_max.data(), s.N, s.V, s.Vp);
+      cross_entropy_bwd(dlogits.data(), logits.data(), lse.data(), targets_device.data(), dloss, s.N, s.V, s.Vp);
+      set_kernel_path(KernelPath::Fused);
+      return Result{to_host(losses), to_host(lse), to_host(row_max), to_host(sum_exp), to_host(dlogits)};
+    };
+    const Result fused = run(KernelPath::Fused), kokkos = run(KernelPath::Kokkos);
+    Floats losses(s.N), lse(s.N);
+    classifier::emulate_fwd(losses.data(), lse.data(), host.data(), targets.data(), s.N, s.V, s.Vp);
+    for (int n = 0; n < s.N; ++n) {
+      EXPECT_NEAR(fused.lse[n], lse[n], lse_tolerance(lse[n])) << s.name() << " row " << n;
+      EXPECT_NEAR(fused.losses[n], losses[n], lse_tolerance(lse[n])) << s.name() << " row " << n;
+      EXPECT_NEAR(fused.lse[n], kokkos.lse[n], 2 * lse_tolerance(lse[n])) << s.name() << " row " << n;
+      EXPECT_NEAR(fused.losses[n], kokkos.losses[n], 2 * lse_tolerance(lse[n])) << s.name() << " row " << n;
+      EXPECT_EQ(fused.row_max[n], kokkos.row_max[n]) << s.name() << " row " << n;  // a max is exact
+      EXPECT_NEAR(fused.sum_exp[n], kokkos.sum_exp[n], 2 * 6e-6 * kokkos.sum_exp[n]) << s.name() << " row " << n;
+      for (int v = 0; v < s.Vp; ++v) {
+        const size_t i = size_t(n) * s.Vp + v;
+        const double softmax = v < s.V ? std::exp(double(values[i]) - double(lse[n])) : 0.0;
+        ASSERT_NEAR(fused.dlogits[i], kokkos.dlogits[i],
+                    std::ldexp(std::abs(kokkos.dlogits[i]), -7) + 2e-5 * dloss * softmax + 1e-37)
+            << s.name() << " row " << n << " column " << v;
+      }
+    }
+  }
+}
+#endif
 
 }  // namespace
 }  // namespace xp::test
