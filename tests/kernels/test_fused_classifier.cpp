@@ -49,7 +49,8 @@ double dlogit_tolerance(double exact, double softmax) {
 
 // N rows of `stride` bf16 logits whose first element sits `misaligned` elements past a 16-byte boundary.
 struct Logits {
-  Logits(int rows, int row_stride, int misaligned) : N(rows), stride(row_stride), storage(size_t(rows) * row_stride + 16) {
+  Logits(int rows, int row_stride, int misaligned)
+      : N(rows), stride(row_stride), storage(size_t(rows) * row_stride + 16) {
     const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
     offset = static_cast<int>((16 - address % 16) % 16 / 2) + misaligned;
   }
@@ -237,7 +238,8 @@ TEST(FusedClassifier, BackwardMatchesFloat64AndZeroesPadding) {
                             s.threads);
     for (int n = 0; n < s.N; ++n)
       for (int v = 0; v < s.Vp; ++v)
-        ASSERT_EQ(bits_of(logits.row(n)[v]), bits_of(dlogits.row(n)[v])) << s.name() << " in place, row " << n << " col " << v;
+        ASSERT_EQ(bits_of(logits.row(n)[v]), bits_of(dlogits.row(n)[v]))
+            << s.name() << " in place, row " << n << " column " << v;
   }
 }
 
@@ -290,7 +292,8 @@ TEST(FusedClassifier, EmulationMatchesTheKokkosKernel) {
                             s.threads);
     for (int n = 0; n < s.N; ++n)
       for (int v = 0; v < s.Vp; ++v) {
-        // Both round to bf16 (or the Kokkos one stays fp32): one bf16 ulp (2^-7) apart at most, plus the lse's difference.
+        // Both round to bf16 (or the Kokkos one stays fp32): one bf16 ulp (2^-7) apart at most, plus the
+        // difference of the two lse.
         const double kokkos = kokkos_dlogits[size_t(n) * s.Vp + v];
         const double softmax = v < s.V ? std::exp(logits.value(n, v) - double(lse[n])) : 0.0;
         ASSERT_NEAR(dlogits.value(n, v), kokkos, std::ldexp(std::abs(kokkos), -7) + 6e-5 * dloss * softmax + 1e-37)
@@ -301,9 +304,9 @@ TEST(FusedClassifier, EmulationMatchesTheKokkosKernel) {
 
 #if defined(XP_ENABLE_CUDA)
 // On the GPU: the fused kernels (the default path) against the Kokkos ones and the host emulation, on the
-// same bf16 logits, through the kernel functions the model calls. Kokkos' GPU sums are trees, so the
-// Kokkos side has the emulation's error bound; the emulation differs from the device by ex2.approx's and
-// lg2.approx's few ulps per term, well inside lse_tolerance.
+// same bf16 logits, through the kernel functions the model calls. The Kokkos side's sums run ~V/128 terms
+// in sequence per thread, so, as on the CPU, it gets sqrt(V)·4u on top of two lse_tolerance; the emulation
+// differs from the device by ex2.approx's and lg2.approx's few ulps per term, well inside lse_tolerance.
 TEST(FusedClassifier, DeviceKernelsMatchKokkosAndTheEmulation) {
   for (const Shape& s : {shapes[0], shapes[2], shapes[5]}) {
     const Floats values = random_reals(size_t(s.N) * s.Vp, 500, -4.0, 4.0);
@@ -330,13 +333,16 @@ TEST(FusedClassifier, DeviceKernelsMatchKokkosAndTheEmulation) {
     const Result fused = run(KernelPath::Fused), kokkos = run(KernelPath::Kokkos);
     Floats losses(s.N), lse(s.N);
     classifier::emulate_fwd(losses.data(), lse.data(), host.data(), targets.data(), s.N, s.V, s.Vp);
+    const double kokkos_sum_error = std::sqrt(double(s.V)) * std::ldexp(1.0, -24) * 4;
     for (int n = 0; n < s.N; ++n) {
+      const double tolerance = 2 * lse_tolerance(lse[n]) + kokkos_sum_error;
       EXPECT_NEAR(fused.lse[n], lse[n], lse_tolerance(lse[n])) << s.name() << " row " << n;
       EXPECT_NEAR(fused.losses[n], losses[n], lse_tolerance(lse[n])) << s.name() << " row " << n;
-      EXPECT_NEAR(fused.lse[n], kokkos.lse[n], 2 * lse_tolerance(lse[n])) << s.name() << " row " << n;
-      EXPECT_NEAR(fused.losses[n], kokkos.losses[n], 2 * lse_tolerance(lse[n])) << s.name() << " row " << n;
+      EXPECT_NEAR(fused.lse[n], kokkos.lse[n], tolerance) << s.name() << " row " << n;
+      EXPECT_NEAR(fused.losses[n], kokkos.losses[n], tolerance) << s.name() << " row " << n;
       EXPECT_EQ(fused.row_max[n], kokkos.row_max[n]) << s.name() << " row " << n;  // a max is exact
-      EXPECT_NEAR(fused.sum_exp[n], kokkos.sum_exp[n], 2 * 6e-6 * kokkos.sum_exp[n]) << s.name() << " row " << n;
+      EXPECT_NEAR(fused.sum_exp[n], kokkos.sum_exp[n], (12e-6 + kokkos_sum_error) * kokkos.sum_exp[n])
+          << s.name() << " row " << n;
       for (int v = 0; v < s.Vp; ++v) {
         const size_t i = size_t(n) * s.Vp + v;
         const double softmax = v < s.V ? std::exp(double(values[i]) - double(lse[n])) : 0.0;
