@@ -3,6 +3,11 @@
 #include "xp/core/math.hpp"
 #include "xp/core/types.hpp"
 #include "kernels/fixed_order_sum.hpp"
+#if defined(XP_ENABLE_CUDA)
+#include "kernels/cuda/classifier.hpp"
+#include "xp/core/device.hpp"
+#include "xp/kernels/kernel_path.hpp"
+#endif
 
 namespace xp {
 namespace {
@@ -16,9 +21,20 @@ KOKKOS_INLINE_FUNCTION float team_row_sum_exp(const RowMember& team, const Real*
   return team_sum(team, valid, [&](int v) { return math::exp(to_float(row[v]) - max_logit); });
 }
 
+#if defined(XP_ENABLE_CUDA)
+// The fused kernels (kernels/cuda/classifier.cu) run on the program's one stream.
+cudaStream_t fused_stream() { return static_cast<cudaStream_t>(device_stream()); }
+#endif
+
 }  // namespace
 
 void cross_entropy_row_max(float* row_max, const Real* logits, int N, int valid, int Vl) {
+#if defined(XP_ENABLE_CUDA)
+  if (use_fused_kernels()) {
+    cuda::classifier_row_max(row_max, logits, N, valid, Vl, fused_stream());
+    return;
+  }
+#endif
   Kokkos::parallel_for("xp::cross_entropy_row_max", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
     const int64_t n = team.league_rank();
     const float max_logit = team_row_max(team, logits + n * Vl, valid);
@@ -27,6 +43,12 @@ void cross_entropy_row_max(float* row_max, const Real* logits, int N, int valid,
 }
 
 void cross_entropy_sum_exp(float* sum_exp, const Real* logits, const float* row_max, int N, int valid, int Vl) {
+#if defined(XP_ENABLE_CUDA)
+  if (use_fused_kernels()) {
+    cuda::classifier_sum_exp(sum_exp, logits, row_max, N, valid, Vl, fused_stream());
+    return;
+  }
+#endif
   Kokkos::parallel_for("xp::cross_entropy_sum_exp", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
     const int64_t n = team.league_rank();
     const float sum = team_row_sum_exp(team, logits + n * Vl, valid, row_max[n]);
@@ -64,6 +86,12 @@ double cross_entropy_finish(float* losses, float* lse, const float* row_max, con
 
 double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const int32_t* targets, int N, int V,
                          int Vp) {
+#if defined(XP_ENABLE_CUDA)
+  if (use_fused_kernels()) {  // one pass per row (online max and Σ exp), then the same fixed-order sum
+    cuda::classifier_fwd(losses, lse, logits, targets, N, V, Vp, fused_stream());
+    return sum_losses(losses, N);
+  }
+#endif
   // One kernel, one team per row: the max pass reads the row from memory, the Σ exp pass again (from the
   // cache on a GPU), then the loss; the host waits once, for the sum.
   Kokkos::parallel_for("xp::cross_entropy_fwd", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
@@ -82,6 +110,12 @@ double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const in
 
 void cross_entropy_bwd(Real* dlogits, const Real* logits, const float* lse, const int32_t* targets, float dloss,
                        int N, int valid, int Vl, int vocab_start) {
+#if defined(XP_ENABLE_CUDA)
+  if (use_fused_kernels()) {
+    cuda::classifier_bwd(dlogits, logits, lse, targets, dloss, N, valid, Vl, vocab_start, fused_stream());
+    return;
+  }
+#endif
   Kokkos::parallel_for("xp::cross_entropy_bwd", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
     const int64_t n = team.league_rank();
     const Real* row = logits + n * Vl;
