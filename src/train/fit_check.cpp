@@ -282,7 +282,8 @@ std::string format_memory_table(const MemoryPlan& plan, const Layout& layout) {
   std::ostringstream out;
   std::string precision = "CPU: fp32 throughout";
   // Offload (host memory planned) keeps the fp32 master in host memory: the device has the bf16 copy only.
-  const bool offloaded = std::any_of(plan.stages.begin(), plan.stages.end(), [](const StageMemory& s) { return s.host > 0; });
+  const bool offloaded =
+      std::any_of(plan.stages.begin(), plan.stages.end(), [](const StageMemory& s) { return s.host > 0; });
   if (plan.precision.compute_copy())
     precision = std::string(plan.precision.gpu ? "GPU" : "CPU, emulated bf16") +
                 (offloaded ? ": bf16 weights (fp32 master in host memory), bf16 activations"
