@@ -145,3 +145,27 @@ TEST(OptimizerOffload, RollbackRestoresTheHostState) {
     EXPECT_NE(want[bad], want[3]);  // step 4 redone on other batches: the rollback moved the data
   }
 }
+
+TEST(OptimizerOffload, InitFromLoadsTheMasterWeights) {
+  if (layouts().empty()) GTEST_SKIP() << "no layout for " << world_size() << " ranks";
+  const Layout4 layout = layouts().back();
+  std::string saved;
+  {
+    xp::Trainer first(offload_config(layout, false, "init_from_first"), MPI_COMM_WORLD);
+    for (int step = 0; step < 4; ++step) first.step();
+    saved = first.save();
+  }
+  // Fine-tuning from those weights: a fresh optimizer, the same losses wherever its state lives.
+  auto fine_tuned = [&](bool offload) {
+    xp::Config config = offload_config(layout, offload, std::string("init_from_") + (offload ? "host" : "device"));
+    config.train.steps = 4;
+    config.run.init_from = saved;
+    xp::Trainer trainer(config, MPI_COMM_WORLD);
+    return trainer.run();
+  };
+  const std::vector<double> want = fine_tuned(false), got = fine_tuned(true);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) expect_same_loss(got[i], want[i], i + 1);
+  xp::Trainer fresh(offload_config(layout, true, "init_from_fresh"), MPI_COMM_WORLD);
+  EXPECT_NE(fresh.step().loss, want.front());  // the loaded weights are not the initial ones
+}
