@@ -8,7 +8,7 @@ namespace xp {
 
 double ModelBuffers::weight_bytes() const { return 4.0 * params + double(real_bytes) * compute_weights; }
 
-double ModelBuffers::grad_bytes() const { return 4.0 * params; }
+double ModelBuffers::grad_bytes() const { return 4.0 * grads; }
 
 double ModelBuffers::activation_bytes() const {
   return double(real_bytes) * (double(slots) * acts.total + recompute_acts + grad_acts.total) +
@@ -16,7 +16,8 @@ double ModelBuffers::activation_bytes() const {
 }
 
 ModelBuffers model_buffers(const ModelConfig& model, const ParameterLayout& layout, int max_batch, int slots,
-                           Recompute recompute, int64_t buffer_size, const Precision& precision) {
+                           Recompute recompute, int64_t buffer_size, const Precision& precision,
+                           bool master_on_host) {
   const Placement& place = layout.placement();
   const int64_t L = place.last_layer - place.first_layer, C = model.n_embd, T = model.seq_len;
   const int C_local = model.n_embd / place.tp_size, heads_local = model.n_head / place.tp_size;
@@ -84,7 +85,8 @@ ModelBuffers model_buffers(const ModelConfig& model, const ParameterLayout& layo
   g.total = total;
 
   buffers.slots = slots;
-  buffers.params = std::max(buffer_size, layout.total());
+  buffers.grads = std::max(buffer_size, layout.total());
+  buffers.params = params_on_device(precision, master_on_host) ? buffers.grads : 0;
   buffers.compute_weights = precision.compute_copy() ? layout.total() : 0;
   buffers.attention_scratch = attention_scratch_size(max_batch, model.seq_len, C_local, heads_local, precision);
   buffers.tokens = slots * N;

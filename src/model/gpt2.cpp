@@ -16,7 +16,7 @@
 namespace xp {
 
 GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& tp, int max_batch, int slots,
-           Recompute recompute, int64_t buffer_size)
+           Recompute recompute, int64_t buffer_size, bool master_on_host)
     : model_(model),
       layout_(model, placement),
       tp_(tp),
@@ -32,12 +32,13 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
   vocab_start_ = place.tp_rank * vocab_local_;
   vocab_valid_ = std::clamp(model.vocab_size - vocab_start_, 0, vocab_local_);
 
-  const ModelBuffers sizes = model_buffers(model, layout_, max_batch, slots, recompute, buffer_size, build_precision);
+  const ModelBuffers sizes =
+      model_buffers(model, layout_, max_batch, slots, recompute, buffer_size, build_precision, master_on_host);
   a_ = sizes.acts;
   s_ = sizes.stats;
   g_ = sizes.grad_acts;
-  params = allocate<FloatBuffer>("xp::params", sizes.params, MemoryKind::Weights);
-  grads = allocate<FloatBuffer>("xp::grads", sizes.params, MemoryKind::Grads);
+  if (sizes.params > 0) params = allocate<FloatBuffer>("xp::params", sizes.params, MemoryKind::Weights);
+  grads = allocate<FloatBuffer>("xp::grads", sizes.grads, MemoryKind::Grads);
 #if defined(XP_ENABLE_CUDA) || defined(XP_EMULATE_BF16)
   compute_ = allocate<RealBuffer>("xp::compute_weights", sizes.compute_weights, MemoryKind::Weights);
 #else
@@ -57,7 +58,7 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
 
 void GPT2::refresh_compute_weights() {
 #if defined(XP_ENABLE_CUDA) || defined(XP_EMULATE_BF16)
-  convert_to_real(compute_.data(), params.data(), layout_.total());
+  convert_to_real(compute_.data(), fp32_weights().data(), layout_.total());
 #endif
 }
 
@@ -70,7 +71,7 @@ Real* GPT2::compute_weights_copy() {
 }
 
 void GPT2::init_weights(uint64_t seed, double std, int threads) {
-  xp::init_weights(params.data(), layout_, model_.n_layer, seed, std, threads);
+  xp::init_weights(fp32_weights().data(), layout_, model_.n_layer, seed, std, threads);
   refresh_compute_weights();
 }
 

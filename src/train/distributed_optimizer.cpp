@@ -30,7 +30,10 @@ DistributedOptimizer::DistributedOptimizer(GPT2& model, const ParallelGrid& grid
   const OptimizerBuffers sizes = optimizer_buffers(shard, zero, offload.enabled);
   if (offload.enabled) {
     host_adamw_ = std::make_unique<HostAdamW>(model.layout(), train, shard.begin, shard.end, offload.threads);
-    weights_loaded();
+    // The initial weights (GPT2::init_weights, on the device where the build has one: the same bits as the
+    // device optimizer's run starts from); the range's end may lie in the ZeRO padding, which stays 0.
+    Kokkos::fence();
+    host_adamw_->load_weights(model.fp32_weights().data() + shard.begin);
   } else {
     adamw_ = std::make_unique<AdamW>(model.layout(), train, shard.begin, shard.end);
   }
@@ -44,10 +47,16 @@ void DistributedOptimizer::set_steps_taken(int64_t steps) {
 }
 
 void DistributedOptimizer::weights_loaded() {
-  if (!host_adamw_) return;
+  if (host_adamw_) publish_master_weights();
+  else model_.refresh_compute_weights();
+}
+
+void DistributedOptimizer::publish_master_weights() {
+  float* weights = model_.fp32_weights().data();
   Kokkos::fence();
-  // The range's end may lie in the ZeRO padding, which the master copy covers too (it stays 0).
-  host_adamw_->load_weights(model_.params.data() + shard_.begin);
+  copy_memory(weights + shard_.begin, host_adamw_->master.data(), sizeof(float) * size_t(shard_.size()));
+  if (zero_) grid_.dp().all_gather(weights + shard_.begin, weights, shard_.size());
+  model_.refresh_compute_weights();
 }
 
 const float* DistributedOptimizer::reduced_grads() const {
@@ -82,10 +91,13 @@ double DistributedOptimizer::grad_norm_squared_part() const {
 }
 
 void DistributedOptimizer::step(double lr, double grad_scale) {
-  if (host_adamw_) {  // the update lands in the model's fp32 weights; the compute copy follows them
+  if (host_adamw_) {
+    // The updated master chunks land in the model's fp32_weights() (params, or the gradient buffer: each
+    // chunk of gradients is read before its weights overwrite it); the compute copy follows them.
+    float* weights = model_.fp32_weights().data();
     Kokkos::fence();
-    host_adamw_->step(reduced_grads(), model_.params.data() + shard_.begin, lr, grad_scale);
-    if (zero_) grid_.dp().all_gather(model_.params.data() + shard_.begin, model_.params.data(), shard_.size());
+    host_adamw_->step(reduced_grads(), weights + shard_.begin, lr, grad_scale);
+    if (zero_) grid_.dp().all_gather(weights + shard_.begin, weights, shard_.size());
     model_.refresh_compute_weights();
     return;
   }
@@ -100,6 +112,8 @@ void DistributedOptimizer::step(double lr, double grad_scale) {
 }
 
 float* DistributedOptimizer::moment_data(AdamMoment moment) const {
+  XP_REQUIRE(moment != AdamMoment::Master || host_adamw_, "the master weights are the model's without offload");
+  if (moment == AdamMoment::Master) return host_adamw_->master.data();
   if (host_adamw_) return (moment == AdamMoment::ExpAvg ? host_adamw_->m : host_adamw_->v).data();
   return (moment == AdamMoment::ExpAvg ? adamw_->m : adamw_->v).data();
 }

@@ -281,9 +281,13 @@ MemoryPlan estimate_memory(const Config& config, const Layout& layout, bool gpu)
 std::string format_memory_table(const MemoryPlan& plan, const Layout& layout) {
   std::ostringstream out;
   std::string precision = "CPU: fp32 throughout";
+  // Offload (host memory planned) keeps the fp32 master in host memory: the device has the bf16 copy only.
+  const bool offloaded =
+      std::any_of(plan.stages.begin(), plan.stages.end(), [](const StageMemory& s) { return s.host > 0; });
   if (plan.precision.compute_copy())
     precision = std::string(plan.precision.gpu ? "GPU" : "CPU, emulated bf16") +
-                ": fp32 master + bf16 weights, bf16 activations";
+                (offloaded ? ": bf16 weights (fp32 master in host memory), bf16 activations"
+                           : ": fp32 master + bf16 weights, bf16 activations");
   out << "memory per rank in GiB (" << layout_factors(layout) << "; " << precision << ")\n";
   char row[256];
   std::snprintf(row, sizeof row, "%5s  %-12s %11s %8s %8s %9s %11s %7s %8s %8s\n", "stage", "layers", "params/rank",

@@ -20,7 +20,7 @@ StageMemory stage_memory(const Config& config, const Layout& layout, const Stage
   const int slots = max_in_flight(layout.pp, stage, config.train.grad_accum_steps);
   const ModelBuffers model =
       model_buffers(config.model, table, config.train.batch_size, slots, config.parallel.recompute, shard.buffer_size,
-                    precision);
+                    precision, config.parallel.optimizer_offload);
   const OptimizerBuffers optimizer = optimizer_buffers(shard, zero, config.parallel.optimizer_offload);
 
   StageMemory memory;

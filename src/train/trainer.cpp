@@ -101,7 +101,7 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   });
 
   model_ = std::make_unique<GPT2>(config.model, plan_.placement, grid_->tp(), plan_.micro_batch, plan_.slots,
-                                  plan_.recompute, plan_.shard.buffer_size);
+                                  plan_.recompute, plan_.shard.buffer_size, config.parallel.optimizer_offload);
   model_->init_weights(config.train.seed, config.train.init_std, threads);
   optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero,
                                                       OffloadOptions{config.parallel.optimizer_offload, threads});
@@ -137,10 +137,9 @@ void Trainer::resume_from(const std::string& dir) {
   // Weights and moments chunk by chunk through one bounded staging buffer (the saved run may have
   // sharded them differently); the optimizer keeps its range of each chunk.
   load_checkpoint_tensors(dir, model_->layout(), [&](Moment moment, int64_t begin, int64_t end, const float* staging) {
-    if (moment == Moment::Param) copy_from_host(staging, begin, end, 0, model_->params);
+    if (moment == Moment::Param) load_weights_chunk(begin, end, staging);
     else optimizer_->load_chunk(adam_moment(moment), begin, end, staging);
   }, checkpoint_chunk_bytes_);
-  model_->refresh_compute_weights();
   optimizer_->weights_loaded();
   optimizer_->set_steps_taken(state.step);
   steps_done_ = last_checkpoint_ = state.step;
@@ -162,14 +161,18 @@ void Trainer::init_from(const std::string& dir) {
     }
   });
   load_checkpoint_tensors(dir, model_->layout(), [&](Moment, int64_t begin, int64_t end, const float* staging) {
-    copy_from_host(staging, begin, end, 0, model_->params);
+    load_weights_chunk(begin, end, staging);
   }, checkpoint_chunk_bytes_, false);
-  model_->refresh_compute_weights();
   optimizer_->weights_loaded();
   if (grid_->world_rank() == 0)
     std::printf("xp_train: weights from %s (step %lld of its run, saved with dp=%d tp=%d pp=%d); step 0, fresh "
                 "optimizer, data from the start\n", dir.c_str(), static_cast<long long>(state.step), state.layout.dp,
                 state.layout.tp, state.layout.pp);
+}
+
+void Trainer::load_weights_chunk(int64_t begin, int64_t end, const float* staging) {
+  if (optimizer_->holds_master_weights()) optimizer_->load_chunk(AdamMoment::Master, begin, end, staging);
+  else copy_from_host(staging, begin, end, 0, model_->params);
 }
 
 std::string Trainer::save() {
@@ -181,9 +184,11 @@ std::string Trainer::save() {
   state.layout = grid_->layout();
   state.zero_stage = config_.parallel.zero_stage;
   state.config_toml = config_to_toml(config_);
-  // Every replica holds all the weights; the moments come from the optimizer (gathered with ZeRO-1).
+  // Every replica holds all the weights in params; the moments, and with offload the master weights, come
+  // from the optimizer's memory (gathered with ZeRO-1).
   const ChunkSource source = [&](Moment moment, int64_t begin, int64_t end, float* staging) {
     if (moment != Moment::Param) optimizer_->save_chunk(adam_moment(moment), begin, end, staging);
+    else if (optimizer_->holds_master_weights()) optimizer_->save_chunk(AdamMoment::Master, begin, end, staging);
     else if (grid_->dp_rank() == 0) copy_to_host(model_->params, 0, begin, end, staging);
   };
   const std::string dir = save_checkpoint(config_.run.run_dir, *grid_, config_.model, model_->layout(), source, state,

@@ -15,18 +15,24 @@ bool Trainer::rolls_back_in_memory() const {
 void Trainer::keep_good_state() {
   Kokkos::fence();
   kept_.step = steps_done_;
-  kept_.params.resize(static_cast<size_t>(model_->layout().total()));
-  copy_to_host(model_->params, 0, 0, model_->layout().total(), kept_.params.data());
+  if (optimizer_->holds_master_weights()) {
+    kept_.params = optimizer_->moment_copy(AdamMoment::Master);  // host to host: the device has no fp32 copy
+  } else {
+    kept_.params.resize(static_cast<size_t>(model_->layout().total()));
+    copy_to_host(model_->params, 0, 0, model_->layout().total(), kept_.params.data());
+  }
   kept_.exp_avg = optimizer_->moment_copy(AdamMoment::ExpAvg);
   kept_.exp_avg_sq = optimizer_->moment_copy(AdamMoment::ExpAvgSq);
 }
 
 void Trainer::roll_back(const DataCursor& past_bad) {
   if (rolls_back_in_memory()) {
-    copy_from_host(kept_.params.data(), 0, model_->layout().total(), 0, model_->params);
-    model_->refresh_compute_weights();
-    optimizer_->weights_loaded();  // offload's host master copy follows the restored weights
     const int64_t begin = plan_.shard.begin;
+    if (optimizer_->holds_master_weights())
+      optimizer_->load_chunk(AdamMoment::Master, begin, begin + int64_t(kept_.params.size()), kept_.params.data());
+    else
+      copy_from_host(kept_.params.data(), 0, model_->layout().total(), 0, model_->params);
+    optimizer_->weights_loaded();  // the compute copy (and with offload the device's fp32 staging) follow
     optimizer_->load_chunk(AdamMoment::ExpAvg, begin, begin + int64_t(kept_.exp_avg.size()), kept_.exp_avg.data());
     optimizer_->load_chunk(AdamMoment::ExpAvgSq, begin, begin + int64_t(kept_.exp_avg_sq.size()),
                            kept_.exp_avg_sq.data());

@@ -59,7 +59,11 @@ TEST(FitCheck, OffloadMovesTheOptimizerStateToTheHost) {
   EXPECT_EQ(offloaded.optimizer, 0);
   // Master weights, m and v of the ZeRO-1 slice, and the gradient chunk (the whole slice: it is small).
   EXPECT_EQ(offloaded.host, 4.0 * (3 * slice + slice));
-  EXPECT_EQ(offloaded.total, on_device.total - on_device.optimizer + 4.0 * slice);  // + the slice's grads
+  // The device keeps the bf16 compute copy of the weights, no fp32 params (the ZeRO-padded 2 · slice).
+  EXPECT_EQ(offloaded.weights, 2.0 * P);
+  EXPECT_EQ(offloaded.weights, on_device.weights - 4.0 * (2 * slice));
+  // + the slice's grads, - the fp32 params
+  EXPECT_EQ(offloaded.total, on_device.total - on_device.optimizer + 4.0 * slice - 4.0 * (2 * slice));
 }
 
 TEST(FitCheck, CpuBuildsCountHostAndDeviceInOneRam) {
@@ -82,8 +86,10 @@ TEST(FitCheck, FortyBillionFitsEightGpusWithOffload) {
   EXPECT_LE(largest_total(plan), 80e9);
   for (const StageMemory& s : plan.stages) {
     EXPECT_EQ(s.optimizer, 0);
+    EXPECT_EQ(s.weights, 2.0 * s.parameters);  // the bf16 compute copy only: the fp32 master is on the host
     EXPECT_EQ(s.host, 4.0 * (3 * s.parameters + (16 << 20)));  // master, m, v, a 64 MiB chunk
   }
+  EXPECT_NE(dry_run_report(config, 8, true).find("GPU: bf16 weights (fp32 master in host memory)"), std::string::npos);
   const double per_node = host_of_world(plan, layout);  // 8 ranks: one node
   EXPECT_EQ(plan.host_per_node, per_node);
   const std::string report = dry_run_report(config, 8, true);

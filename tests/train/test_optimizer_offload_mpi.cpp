@@ -4,8 +4,12 @@
 // ZeRO-1) and across a checkpoint: saved with offload and resumed without, or the other way round. On GPU
 // builds the device optimizer is nvcc's kernel, which may fuse multiply-adds the host compiler keeps
 // apart; a few fp32 roundings, through the bf16 compute copy, stay within a bf16 run's noise there.
+// Builds with a compute copy (emulated bf16, GPU) keep no fp32 params on the device under offload: the
+// master lives in host memory only, and the losses stay the device optimizer's — also across a rollback
+// by the step guard, to its in-memory copy and to the checkpoint.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -71,6 +75,11 @@ TEST(OptimizerOffload, LossesAreIdenticalToTheDeviceOptimizer) {
     EXPECT_EQ(xp::memory_ledger().optimizer, 0.0);
     EXPECT_EQ(xp::memory_ledger().host, host.plan().rank_memory().host);
     EXPECT_GE(xp::memory_ledger().host, 3 * 4.0 * host.plan().shard.size());
+    // The device's weights: the compute copy alone where there is one; fp32 params only where they are it.
+    const std::vector<std::string>& labels = xp::memory_ledger().labels;
+    const bool device_params = std::find(labels.begin(), labels.end(), std::string("xp::params")) != labels.end();
+    EXPECT_EQ(device_params, !xp::build_precision.compute_copy());
+    EXPECT_EQ(xp::memory_ledger().weights, double(sizeof(xp::Real)) * host.model().layout().total());
     const std::vector<double> got = host.run();
 
     ASSERT_EQ(got.size(), want.size());
@@ -104,4 +113,54 @@ TEST(OptimizerOffload, CheckpointsDoNotCareWhereTheStateLived) {
       for (size_t i = 0; i < resumed.size(); ++i) expect_same_loss(resumed[i], want[saved_at + i], saved_at + i + 1);
     }
   }
+}
+
+TEST(OptimizerOffload, RollbackRestoresTheHostState) {
+  if (layouts().empty()) GTEST_SKIP() << "no layout for " << world_size() << " ranks";
+  const Layout4 layout = layouts().back();
+  constexpr int bad = 5;
+  for (const bool in_memory : {true, false}) {
+    SCOPED_TRACE(in_memory ? "rolled back to the host copy" : "rolled back to the checkpoint");
+    // A NaN in step 5's gradients on the last rank: both runs go back to step 3 and redo steps 4 and 5
+    // with the data moved past them.
+    auto rolled = [&](bool offload) {
+      xp::Config config = offload_config(layout, offload, std::string("rollback_") + (in_memory ? "mem_" : "disk_") +
+                                                              (offload ? "host" : "device"));
+      config.run.checkpoint_every = 3;
+      config.guard.on_bad_step = xp::OnBadStep::Rollback;
+      config.guard.rollback_keep_in_memory = in_memory;
+      xp::Trainer trainer(config, MPI_COMM_WORLD);
+      trainer.set_faults({{xp::FaultKind::NanGrad, bad, world_size() - 1}});
+      return trainer.run();
+    };
+    const std::vector<double> want = rolled(false), got = rolled(true);
+    ASSERT_EQ(want.size(), size_t(12 + bad - 3));  // steps 4 and 5 ran twice
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) expect_same_loss(got[i], want[i], i + 1);
+    EXPECT_NE(want[bad], want[3]);  // step 4 redone on other batches: the rollback moved the data
+  }
+}
+
+TEST(OptimizerOffload, InitFromLoadsTheMasterWeights) {
+  if (layouts().empty()) GTEST_SKIP() << "no layout for " << world_size() << " ranks";
+  const Layout4 layout = layouts().back();
+  std::string saved;
+  {
+    xp::Trainer first(offload_config(layout, false, "init_from_first"), MPI_COMM_WORLD);
+    for (int step = 0; step < 4; ++step) first.step();
+    saved = first.save();
+  }
+  // Fine-tuning from those weights: a fresh optimizer, the same losses wherever its state lives.
+  auto fine_tuned = [&](bool offload) {
+    xp::Config config = offload_config(layout, offload, std::string("init_from_") + (offload ? "host" : "device"));
+    config.train.steps = 4;
+    config.run.init_from = saved;
+    xp::Trainer trainer(config, MPI_COMM_WORLD);
+    return trainer.run();
+  };
+  const std::vector<double> want = fine_tuned(false), got = fine_tuned(true);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) expect_same_loss(got[i], want[i], i + 1);
+  xp::Trainer fresh(offload_config(layout, true, "init_from_fresh"), MPI_COMM_WORLD);
+  EXPECT_NE(fresh.step().loss, want.front());  // the loaded weights are not the initial ones
 }

@@ -9,6 +9,7 @@
 // after set-up is in the ledger, but for the optimizer's segment tables (a few bytes per tensor).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -68,6 +69,8 @@ const std::vector<Case> cases = {
     {"one rank, offload", 1, 1, 1, 0, 2, 1, 32, 4, xp::Recompute::None, true},
     {"dp 2, ZeRO-1, offload", 1, 1, 2, 1, 3, 2, 32, 4, xp::Recompute::None, true},
     {"tp 2 × pp 2, offload, full", 2, 2, 1, 0, 2, 2, 32, 4, full, true},
+    {"dp 2, offload", 1, 1, 2, 0, 2, 1, 32, 4, xp::Recompute::None, true},
+    {"tp 2 × pp 2 × dp 2, ZeRO-1, offload", 2, 2, 2, 1, 2, 2, 32, 4, xp::Recompute::None, true},
 };
 
 // Bytes Kokkos holds in the default memory space, and under which labels, from its allocation events.
@@ -147,7 +150,15 @@ TEST(RunPlan, MemoryEstimateIsTheAllocation) {
     const xp::StageMemory& planned = plan.rank_memory();
     EXPECT_EQ(planned.stage, trainer.grid().pp_rank());
     EXPECT_EQ(plan.slots, trainer.model().slots());
-    EXPECT_EQ(plan.shard.buffer_size, static_cast<int64_t>(trainer.model().params.size()));
+    EXPECT_EQ(plan.shard.buffer_size, static_cast<int64_t>(trainer.model().grads.size()));
+    // Offload with a compute copy (the emulated-bf16 and GPU builds): the fp32 master lives in host memory
+    // only; the device's weights are the compute copy alone. The fp32 build computes with params: they stay.
+    const bool master_on_host = c.offload && xp::build_precision.compute_copy();
+    const bool has_params =
+        std::find(ledger.labels.begin(), ledger.labels.end(), std::string("xp::params")) != ledger.labels.end();
+    EXPECT_EQ(has_params, !master_on_host) << "an fp32 params buffer on the device";
+    EXPECT_EQ(trainer.model().params.size(), master_on_host ? 0u : size_t(plan.shard.buffer_size));
+    if (master_on_host) EXPECT_EQ(ledger.weights, double(sizeof(xp::Real)) * trainer.model().layout().total());
     EXPECT_EQ(plan.precision.real_bytes, static_cast<int>(sizeof(xp::Real)));
     expect_bytes(ledger.weights, planned.weights, "weights");
     expect_bytes(ledger.grads, planned.grads, "grads");

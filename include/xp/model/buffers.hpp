@@ -54,14 +54,16 @@ struct ModelBuffers {
   int64_t recompute_acts = 0;     // Real elements, once: one block's tensors that are not kept
   int64_t recompute_stats = 0;    // floats, once: their statistics
   int slots = 1;                  // micro-batches whose activations are kept at once
-  int64_t params = 0;             // floats of params and of grads each: the parameters, padded to buffer_size
+  int64_t params = 0;             // floats of the fp32 weights on the device (padded to buffer_size); 0 where
+                                  // the master weights live in host memory and a compute copy serves (offload)
+  int64_t grads = 0;              // floats of the fp32 gradients: the parameters, padded to buffer_size
   int64_t compute_weights = 0;    // Real elements of the bf16 compute copy; 0 where params serve (fp32)
   int64_t attention_scratch = 0;  // floats
   int64_t tokens = 0;             // int32 of the inputs and of the targets each: slots · max_batch · T
   int real_bytes = 4;             // sizeof(Real) of the build planned for
 
   // Bytes by the kind allocate() counts them as.
-  double weight_bytes() const;      // fp32 params + the compute copy
+  double weight_bytes() const;      // fp32 params (where on the device) + the compute copy
   double grad_bytes() const;        // fp32 grads
   double activation_bytes() const;  // activations, statistics, recompute and backward buffers, attention
                                     // scratch, tokens
@@ -69,8 +71,17 @@ struct ModelBuffers {
 
 // The buffers of a GPT2 holding `layout`'s tensors (this rank's stage and tp slice) for micro-batches of
 // up to `max_batch` sequences, `slots` kept at once, keeping what `recompute` keeps, params and grads of
-// max(buffer_size, layout.total()) floats, in a build of `precision`.
+// max(buffer_size, layout.total()) floats, in a build of `precision`. `master_on_host` (optimizer offload):
+// the fp32 master weights live in the optimizer's host memory, so a build with a compute copy keeps no
+// fp32 params on the device (params = 0); an fp32 build computes with params, which stay.
 ModelBuffers model_buffers(const ModelConfig& model, const ParameterLayout& layout, int max_batch, int slots,
-                           Recompute recompute, int64_t buffer_size, const Precision& precision);
+                           Recompute recompute, int64_t buffer_size, const Precision& precision,
+                           bool master_on_host = false);
+
+// Whether a GPT2 in a build of `precision` keeps fp32 params on the device: everywhere but with the master
+// weights in host memory (offload) where a compute copy serves the kernels.
+inline bool params_on_device(const Precision& precision, bool master_on_host) {
+  return !(master_on_host && precision.compute_copy());
+}
 
 }  // namespace xp

@@ -29,15 +29,18 @@ class GPT2 {
   // `tp` is the tensor-parallel group (size 1 for none); it must outlive the model. params and grads
   // hold max(buffer_size, layout().total()) floats (ZeRO-1 pads them to a multiple of dp; padding is 0).
   // Every buffer is sized by model_buffers() (buffers.hpp), the function the run plan estimates with.
+  // `master_on_host` (optimizer offload): the optimizer keeps the fp32 master weights in host memory; a
+  // build with a compute copy (bf16: GPU, emulated) then allocates no params (empty) — see fp32_weights().
   GPT2(const ModelConfig& model, const Placement& placement, Communicator& tp, int max_batch, int slots = 1,
-       Recompute recompute = Recompute::None, int64_t buffer_size = 0);
+       Recompute recompute = Recompute::None, int64_t buffer_size = 0, bool master_on_host = false);
 
   const ParameterLayout& layout() const { return layout_; }
   int slots() const { return slots_; }  // micro-batches whose activations it keeps at once
   Recompute recompute() const { return recompute_; }
 
   // GPT-2's initial weights (model/init_weights.hpp): every layout starts from the same model. CPU
-  // builds spread the work over `threads` host threads; GPU builds fill params on the device.
+  // builds spread the work over `threads` host threads; GPU builds fill them on the device. They go to
+  // fp32_weights() and the compute copy.
   void init_weights(uint64_t seed, double std, int threads = 1);
 
   // Where a stage after the first receives its input, the residual stream (B,T,C), before forward.
@@ -58,14 +61,21 @@ class GPT2 {
 
   void zero_grads();
 
-  // bf16 builds (GPU, emulated) compute with a bf16 copy of the fp32 master weights: refresh it after
-  // params change (the optimizer may write it itself: compute_weights_copy()). fp32 builds compute with
-  // params directly.
+  // bf16 builds (GPU, emulated) compute with a bf16 copy of the fp32 master weights: refresh it from
+  // fp32_weights() after they change (the optimizer may write it itself: compute_weights_copy()). fp32
+  // builds compute with params directly.
   void refresh_compute_weights();
+  // The whole fp32 weights of this rank on the device (params' layout, buffer_size floats): params; or,
+  // where no params are allocated (offload with a compute copy), the gradient buffer lent as their
+  // device staging. A loan is valid only between a step's optimizer update and the next zero_grads():
+  // the fp32 values pass through it on their way to the compute copy (init, a resume, a rollback, the
+  // ZeRO-1 all-gather), and gradients overwrite them.
+  FloatBuffer& fp32_weights() { return params.size() > 0 ? params : grads; }
+  bool params_on_device() const { return params.size() > 0; }
   // The bf16 copy (same layout as params), or null where params themselves are used.
   Real* compute_weights_copy();
 
-  FloatBuffer params;  // flat fp32 weights of this rank, laid out by layout() (then padding)
+  FloatBuffer params;  // flat fp32 weights of this rank, laid out by layout() (then padding); may be empty
   FloatBuffer grads;   // same layout
 
  private:

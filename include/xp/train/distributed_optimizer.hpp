@@ -4,7 +4,15 @@
 // or with ZeRO-1 a reduce-scatter that leaves each replica one slice), gives this rank's share of the
 // global squared gradient norm, runs AdamW on this rank's range of the flat buffer (all of it, or its
 // slice), all-gathers the updated slices and refreshes the bf16 compute weights. With optimizer offload
-// the AdamW state of the range lives in host memory and the update runs there (HostAdamW).
+// the AdamW state of the range — fp32 master weights and both moments — lives in host memory only and the
+// update runs there (HostAdamW); on builds with a compute copy the device then holds no fp32 weights but
+// in the gradient buffer lent between steps (GPT2::fp32_weights()): the updated master chunks go there,
+// are all-gathered there (ZeRO-1) and become the compute copy. On the fp32 CPU build params are the
+// compute copy, so they stay (the "device" of that build is the same RAM as the host).
+//
+// The checkpoint, init_from and the step guard see the master weights as one more optimizer state
+// (AdamMoment::Master): saved and loaded chunk by chunk from host memory (gathered over dp with ZeRO-1),
+// then weights_loaded() rebuilds the device's copies from them.
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -47,8 +55,9 @@ struct OffloadOptions {
   int threads = 1;
 };
 
-// The two AdamW moments a checkpoint keeps of the optimizer besides the step.
-enum class AdamMoment { ExpAvg, ExpAvgSq };
+// The two AdamW moments a checkpoint keeps of the optimizer besides the step; with offload also the fp32
+// master weights, which only the optimizer holds then.
+enum class AdamMoment { ExpAvg, ExpAvgSq, Master };
 
 class DistributedOptimizer {
  public:
@@ -77,12 +86,19 @@ class DistributedOptimizer {
   std::vector<float> moment_copy(AdamMoment moment) const;
   // Steps already taken (AdamW's bias correction) after a resume.
   void set_steps_taken(int64_t steps);
-  // The model's weights changed outside the optimizer (a resume loaded them): offload re-reads its
-  // master copy of the range; the device optimizer works on the model's weights themselves.
+  // Whether the master weights are the optimizer's (offload): then a load goes to load_chunk(Master), a
+  // save comes from save_chunk(Master); else they are the model's params.
+  bool holds_master_weights() const { return host_adamw_ != nullptr; }
+  // The weights were loaded (a resume, init_from, a rollback) — into the master copy (offload) or into
+  // the model's params: the device's copies follow (the fp32 staging and compute copy, or the compute
+  // copy). Collective over dp with ZeRO-1 and offload (an all-gather).
   void weights_loaded();
 
  private:
   const float* reduced_grads() const;  // the dp-summed gradients of [begin, end)
+  // Offload: this rank's master range into the model's fp32_weights(), all-gathered over dp with ZeRO-1,
+  // then the compute copy from them.
+  void publish_master_weights();
   float* moment_data(AdamMoment moment) const;  // element i of the flat layout at [i - shard.begin]
 
   GPT2& model_;

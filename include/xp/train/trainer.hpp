@@ -76,6 +76,9 @@ class Trainer {
   void tie_embedding_grads();            // sums wte's gradients of the first and the last stage
   double mean_loss(double loss_sum, int64_t sequences) const;  // over the world, per token
   void read_micro_batch(int micro);      // this replica's rows of micro-batch `micro` into sequences_
+  // Weights [begin, end) of the flat layout from a checkpoint's host staging: into params, or with offload
+  // into the optimizer's master copy (its range of them); optimizer_->weights_loaded() follows the chunks.
+  void load_weights_chunk(int64_t begin, int64_t end, const float* staging);
   void keep_good_state();                // host copy of weights, moments and step (rollback in memory)
   // Back to the newest checkpoint (or its host copy), the data cursor set to `past_bad`.
   void roll_back(const DataCursor& past_bad);
@@ -101,7 +104,9 @@ class Trainer {
   int64_t steps_run_ = 0;            // step() calls, redone steps included (the rollback window)
   struct GoodState {
     int64_t step = -1;
-    std::vector<float> params, exp_avg, exp_avg_sq;  // this rank's (moments: its optimizer range)
+    // This rank's: params all of them (with offload the master weights of its optimizer range), the
+    // moments its optimizer range.
+    std::vector<float> params, exp_avg, exp_avg_sq;
   } kept_;
 };
 
