@@ -176,18 +176,7 @@ __global__ void __launch_bounds__(kBwdThreads, HS == 64 ? 3 : 2)
       }
 
       // dV += Pᵀ·dO
-#pragma unroll
-      for (int kk = 0; kk < kQueryChunk<HS> / 16; ++kk) {
-        uint32_t a[4];
-        frag_a_from_acc(a, pt[2 * kk], pt[2 * kk + 1]);
-#pragma unroll
-        for (int np = 0; np < HS / 16; ++np) {
-          uint32_t bb[4];
-          ldsm_x4_trans(bb, smem_addr(sdO + (qc + kk * 16) * LD + bk_off + np * 16));
-          mma_bf16(dv[2 * np], a, bb[0], bb[1]);
-          mma_bf16(dv[2 * np + 1], a, bb[2], bb[3]);
-        }
-      }
+      mma_acc_times_smem<kQueryChunk<HS> / 16, HS, LD>(dv, pt, sdO + qc * LD, bk_off);
 
       // dPᵀ = V·dOᵀ, then dSᵀ = Pᵀ∘(dPᵀ − D) (gradient of the scaled score).
       float dst[kQueryChunk<HS> / 8][4];
@@ -200,18 +189,7 @@ __global__ void __launch_bounds__(kBwdThreads, HS == 64 ? 3 : 2)
       }
 
       // dK += dSᵀ·Q (scale applied at the end); atomic_dq: dSᵀ to shared memory for dQ.
-#pragma unroll
-      for (int kk = 0; kk < kQueryChunk<HS> / 16; ++kk) {
-        uint32_t a[4];
-        frag_a_from_acc(a, dst[2 * kk], dst[2 * kk + 1]);
-#pragma unroll
-        for (int np = 0; np < HS / 16; ++np) {
-          uint32_t bb[4];
-          ldsm_x4_trans(bb, smem_addr(sQ + (qc + kk * 16) * LD + bk_off + np * 16));
-          mma_bf16(dk[2 * np], a, bb[0], bb[1]);
-          mma_bf16(dk[2 * np + 1], a, bb[2], bb[3]);
-        }
-      }
+      mma_acc_times_smem<kQueryChunk<HS> / 16, HS, LD>(dk, dst, sQ + qc * LD, bk_off);
       if (kAtomicDq) {
 #pragma unroll
         for (int n = 0; n < kQueryChunk<HS> / 8; ++n) {

@@ -151,18 +151,7 @@ __global__ void __launch_bounds__(32 * kDqWarps<HS>, 2)
         }
 
       // dQ += dS·K (scale applied at the end); K is [key][feature] = B stored [k][n] (.trans).
-#pragma unroll
-      for (int kk = 0; kk < kDqKeyChunk<HS> / 16; ++kk) {
-        uint32_t a[4];
-        frag_a_from_acc(a, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-        for (int np = 0; np < HS / 16; ++np) {
-          uint32_t bb[4];
-          ldsm_x4_trans(bb, smem_addr(sKj + (kc + kk * 16) * LD + bk_off + np * 16));
-          mma_bf16(dq[2 * np], a, bb[0], bb[1]);
-          mma_bf16(dq[2 * np + 1], a, bb[2], bb[3]);
-        }
-      }
+      mma_acc_times_smem<kDqKeyChunk<HS> / 16, HS, LD>(dq, s, sKj + kc * LD, bk_off);
     }
   }
 

@@ -112,6 +112,26 @@ __device__ __forceinline__ void frag_a_from_acc(uint32_t (&a)[4], const float (&
   a[3] = pack_bf16(hi[2], hi[3]);
 }
 
+// acc (16 rows × HS: n-tiles 2np, 2np+1) += A·B over 16·K_STEPS of k: A from fp32 accumulator fragments
+// (n-tiles 2kk, 2kk+1 of a_src, rounded to bf16), B stored [k][n] in shared memory from sB (row stride LD,
+// columns from b_off), loaded transposed. O += P·V, dV += Pᵀ·dO, dK += dSᵀ·Q and dQ += dS·K are all this.
+template <int K_STEPS, int HS, int LD>
+__device__ __forceinline__ void mma_acc_times_smem(float (*acc)[4], const float (*a_src)[4], const bf16* sB,
+                                                   int b_off) {
+#pragma unroll
+  for (int kk = 0; kk < K_STEPS; ++kk) {
+    uint32_t a[4];
+    frag_a_from_acc(a, a_src[2 * kk], a_src[2 * kk + 1]);
+#pragma unroll
+    for (int np = 0; np < HS / 16; ++np) {
+      uint32_t bb[4];
+      ldsm_x4_trans(bb, smem_addr(sB + kk * 16 * LD + b_off + np * 16));
+      mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+      mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+    }
+  }
+}
+
 __device__ __forceinline__ void atomic_add_pair(float* addr, float x, float y) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   atomicAdd(reinterpret_cast<float2*>(addr), make_float2(x, y));

@@ -116,18 +116,7 @@ __global__ void __launch_bounds__(32 * kFwdWarps<HS>, 2)
       }
 
     // O += P·V
-#pragma unroll
-    for (int kk = 0; kk < kKeyTile / 16; ++kk) {
-      uint32_t a[4];
-      frag_a_from_acc(a, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-      for (int np = 0; np < HS / 16; ++np) {
-        uint32_t bb[4];
-        ldsm_x4_trans(bb, smem_addr(sVj + kk * 16 * LD + bk_off + np * 16));
-        mma_bf16(o[2 * np], a, bb[0], bb[1]);
-        mma_bf16(o[2 * np + 1], a, bb[2], bb[3]);
-      }
-    }
+    mma_acc_times_smem<kKeyTile / 16, HS, LD>(o, s, sVj, bk_off);
   }
 
   if (row0 >= T) return;
