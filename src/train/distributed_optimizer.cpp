@@ -45,7 +45,7 @@ void DistributedOptimizer::set_steps_taken(int64_t steps) {
 
 void DistributedOptimizer::weights_loaded() {
   if (!host_adamw_) return;
-  Kokkos::fence();
+  exec_space().fence();
   // The range's end may lie in the ZeRO padding, which the master copy covers too (it stays 0).
   host_adamw_->load_weights(model_.params.data() + shard_.begin);
 }
@@ -54,8 +54,19 @@ const float* DistributedOptimizer::reduced_grads() const {
   return zero_ ? shard_grads_.data() : model_.grads.data() + shard_.begin;
 }
 
+namespace {
+
+// Before a collective or the host optimizer reads device-written buffers: CPU builds wait for the kernels (MPI
+// and the host read them directly); GPU builds need no wait, as NCCL runs on the program stream and the MPI
+// backend and copy_memory copy in stream order and wait themselves.
+void wait_before_host_reads() {
+  if (!device_build) exec_space().fence();
+}
+
+}  // namespace
+
 void DistributedOptimizer::reduce_gradients() {
-  Kokkos::fence();
+  wait_before_host_reads();
   if (zero_) grid_.dp().reduce_scatter_sum(model_.grads.data(), shard_grads_.data(), shard_.size());
   else grid_.dp().all_reduce_sum(model_.grads.data(), model_.grads.size());
 }
@@ -83,7 +94,7 @@ double DistributedOptimizer::grad_norm_squared_part() const {
 
 void DistributedOptimizer::step(double lr, double grad_scale) {
   if (host_adamw_) {  // the update lands in the model's fp32 weights; the compute copy follows them
-    Kokkos::fence();
+    wait_before_host_reads();
     host_adamw_->step(reduced_grads(), model_.params.data() + shard_.begin, lr, grad_scale);
     if (zero_) grid_.dp().all_gather(model_.params.data() + shard_.begin, model_.params.data(), shard_.size());
     model_.refresh_compute_weights();
@@ -94,7 +105,7 @@ void DistributedOptimizer::step(double lr, double grad_scale) {
     return;
   }
   adamw_->step(model_.params.data(), reduced_grads(), lr, grad_scale);
-  Kokkos::fence();
+  wait_before_host_reads();
   grid_.dp().all_gather(model_.params.data() + shard_.begin, model_.params.data(), shard_.size());
   model_.refresh_compute_weights();
 }
@@ -110,7 +121,7 @@ void DistributedOptimizer::save_chunk(AdamMoment moment, int64_t begin, int64_t 
   auto copy_out = [&](int64_t first, int64_t last, float* to) {
     if (last > first) copy_memory(to, values + (first - shard_.begin), sizeof(float) * size_t(last - first));
   };
-  Kokkos::fence();
+  exec_space().fence();
   if (!zero_) {
     if (grid_.dp_rank() == 0) copy_out(begin, end, staging);
     return;
@@ -134,7 +145,7 @@ void DistributedOptimizer::save_chunk(AdamMoment moment, int64_t begin, int64_t 
 std::vector<float> DistributedOptimizer::moment_copy(AdamMoment moment) const {
   const int64_t last = std::min(shard_.end, model_.layout().total());
   std::vector<float> copy(static_cast<size_t>(std::max<int64_t>(0, last - shard_.begin)));
-  Kokkos::fence();
+  exec_space().fence();
   if (!copy.empty()) copy_memory(copy.data(), moment_data(moment), sizeof(float) * copy.size());
   return copy;
 }
@@ -142,7 +153,7 @@ std::vector<float> DistributedOptimizer::moment_copy(AdamMoment moment) const {
 void DistributedOptimizer::load_chunk(AdamMoment moment, int64_t begin, int64_t end, const float* staging) {
   float* values = moment_data(moment);
   const int64_t first = std::max(begin, shard_.begin), last = std::min({end, shard_.end, model_.layout().total()});
-  Kokkos::fence();
+  exec_space().fence();
   if (first < last)
     copy_memory(values + (first - shard_.begin), staging + (first - begin), sizeof(float) * size_t(last - first));
 }

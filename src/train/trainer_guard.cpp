@@ -13,7 +13,7 @@ bool Trainer::rolls_back_in_memory() const {
 }
 
 void Trainer::keep_good_state() {
-  Kokkos::fence();
+  exec_space().fence();
   kept_.step = steps_done_;
   kept_.params.resize(static_cast<size_t>(model_->layout().total()));
   copy_to_host(model_->params, 0, 0, model_->layout().total(), kept_.params.data());
