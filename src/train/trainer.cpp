@@ -18,9 +18,9 @@
 #include "xp/io/checkpoint.hpp"
 #include "xp/io/hdf5_version.hpp"
 #include "xp/kernels/elementwise.hpp"
+#include "xp/kernels/kernel_path.hpp"  // set_kernel_path: every build (the CUDA build too)
 #if !defined(XP_ENABLE_CUDA)
 #include "xp/kernels/gemm.hpp"
-#include "xp/kernels/kernel_path.hpp"
 #endif
 #include "xp/parallel/node_map.hpp"
 #include "xp/train/fit_check.hpp"
