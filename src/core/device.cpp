@@ -11,6 +11,7 @@
 
 #include "xp/core/cuda_check.hpp"
 #include "xp/core/runtime.hpp"
+#include "xp/core/types.hpp"
 #endif
 
 namespace xp {
@@ -32,7 +33,7 @@ int select_device(MPI_Comm world) {
   return device;
 }
 
-void* device_stream() { return static_cast<void*>(Kokkos::DefaultExecutionSpace().cuda_stream()); }
+void* device_stream() { return static_cast<void*>(exec_space().cuda_stream()); }
 
 bool is_device_pointer(const void* pointer) {
   cudaPointerAttributes attributes;

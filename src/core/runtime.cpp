@@ -8,6 +8,7 @@
 
 #include "xp/core/device.hpp"
 #include "xp/core/error.hpp"
+#include "xp/core/program_stream.hpp"
 
 namespace xp {
 
@@ -41,10 +42,14 @@ void Runtime::start_device() {
   char** values = pointers.data();
   Kokkos::initialize(count, values);
   device_started_ = true;
+  stream_ = std::make_unique<ProgramStream>();
 }
 
 Runtime::~Runtime() {
-  if (device_started_) Kokkos::finalize();
+  if (device_started_) {
+    stream_.reset();
+    Kokkos::finalize();
+  }
   MPI_Finalize();
 }
 

@@ -67,29 +67,33 @@ void cross_entropy_target_logit(float* target_logit, const Real* logits, const i
 namespace {
 
 // Σ losses in double, in fixed groups of rows: the same total at any thread count (a parallel_reduce's
-// order follows the threads).
-double sum_losses(const float* losses, int N) {
-  return fixed_order_sum("xp::cross_entropy_sum", N, 256, KOKKOS_LAMBDA(int64_t n) { return double(losses[n]); });
+// order follows the threads). With loss_total it is added to that device double instead, in the same order
+// (and with this file's compile flags, as the returned sum), and the host does not wait.
+double sum_losses(const float* losses, int N, double* loss_total) {
+  const auto loss = KOKKOS_LAMBDA(int64_t n) { return double(losses[n]); };
+  if (!loss_total) return fixed_order_sum("xp::cross_entropy_sum", N, 256, loss);
+  fixed_order_sum_into("xp::cross_entropy_sum", N, 256, loss, loss_total);
+  return 0.0;
 }
 
 }  // namespace
 
 double cross_entropy_finish(float* losses, float* lse, const float* row_max, const float* sum_exp,
-                            const float* target_logit, int N) {
+                            const float* target_logit, int N, double* loss_total) {
   Kokkos::parallel_for("xp::cross_entropy_finish", Range(0, N), KOKKOS_LAMBDA(int64_t n) {
     const float log_sum = row_max[n] + math::log(sum_exp[n]);
     lse[n] = log_sum;
     losses[n] = log_sum - target_logit[n];
   });
-  return sum_losses(losses, N);
+  return sum_losses(losses, N, loss_total);
 }
 
 double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const int32_t* targets, int N, int V,
-                         int Vp) {
+                         int Vp, double* loss_total) {
 #if defined(XP_ENABLE_CUDA)
   if (use_fused_kernels()) {  // one pass per row (online max and Σ exp), then the same fixed-order sum
     cuda::classifier_fwd(losses, lse, logits, targets, N, V, Vp, fused_stream());
-    return sum_losses(losses, N);
+    return sum_losses(losses, N, loss_total);
   }
 #endif
   // One kernel, one team per row: the max pass reads the row from memory, the Σ exp pass again (from the
@@ -105,7 +109,7 @@ double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const in
       losses[n] = log_sum - to_float(row[targets[n]]);
     });
   });
-  return sum_losses(losses, N);
+  return sum_losses(losses, N, loss_total);
 }
 
 void cross_entropy_bwd(Real* dlogits, const Real* logits, const float* lse, const int32_t* targets, float dloss,

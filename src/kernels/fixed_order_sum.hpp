@@ -53,24 +53,50 @@ void fixed_order_column_sums(const char* chunks_label, const char* finish_label,
   });
 }
 
-// Σ value(i) over i in [0, n) in double: fixed groups of `group` items, each summed in order on the device,
-// the group sums then added in order on the host.
+// The group partials of Σ value(i) over i in [0, n): ⌈n/group⌉ doubles in reduction scratch, each
+// group of `group` items summed in order on the device. Returns the number of groups.
 template <class Value>
-double fixed_order_sum(const char* label, int64_t n, int64_t group, const Value& value) {
-  if (n <= 0) return 0.0;
+int64_t fixed_order_group_sums(const char* label, int64_t n, int64_t group, const Value& value, double*& partial) {
   const int64_t groups = (n + group - 1) / group;
-  double* partial = static_cast<double*>(reduction_scratch(sizeof(double) * groups));
+  double* sums = static_cast<double*>(reduction_scratch(sizeof(double) * groups));
   Kokkos::parallel_for(label, Range(0, groups), KOKKOS_LAMBDA(int64_t g) {
     const int64_t first = g * group, last = first + group < n ? first + group : n;
     double sum = 0.0;
     for (int64_t i = first; i < last; ++i) sum += value(i);
-    partial[g] = sum;
+    sums[g] = sum;
   });
+  partial = sums;
+  return groups;
+}
+
+// Σ value(i) over i in [0, n) in double: fixed groups of `group` items, each summed in order on the device,
+// the group sums then added in order on the host. The host waits for the device.
+template <class Value>
+double fixed_order_sum(const char* label, int64_t n, int64_t group, const Value& value) {
+  if (n <= 0) return 0.0;
+  double* partial = nullptr;
+  const int64_t groups = fixed_order_group_sums(label, n, group, value, partial);
   Kokkos::View<double*, Kokkos::HostSpace> host("xp::fixed_order_sum_host", groups);
-  Kokkos::deep_copy(host, Kokkos::View<const double*, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(partial, groups));
+  Kokkos::deep_copy(exec_space(), host, Kokkos::View<const double*, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(partial, groups));
+  exec_space().fence();
   double total = 0.0;
   for (int64_t g = 0; g < groups; ++g) total += host(g);
   return total;
+}
+
+// *total += the Σ of fixed_order_sum, on the device and in the same order (the group sums added from 0,
+// then that sum to *total), so a total kept on the device has the bits of one summed on the host; the host
+// does not wait. `total` is one device double.
+template <class Value>
+void fixed_order_sum_into(const char* label, int64_t n, int64_t group, const Value& value, double* total) {
+  if (n <= 0) return;
+  double* partial = nullptr;
+  const int64_t groups = fixed_order_group_sums(label, n, group, value, partial);
+  Kokkos::parallel_for("xp::fixed_order_sum_into", Range(0, 1), KOKKOS_LAMBDA(int64_t) {
+    double sum = 0.0;
+    for (int64_t g = 0; g < groups; ++g) sum += partial[g];
+    *total += sum;
+  });
 }
 
 }  // namespace xp

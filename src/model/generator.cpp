@@ -120,7 +120,7 @@ const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
   }
   position_ += n;
   if (!place.has_head) {
-    Kokkos::fence();  // the last block's writes, before the rows leave
+    exec_space().fence();  // the last block's writes, before the rows leave
     pipeline_.activations->send(x, size_t(n) * C, stage + 1);
     logits_out_.clear();
     return logits_out_;
@@ -132,7 +132,7 @@ const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
   const Real* logits = logits_.data();
   float* local = local_logits_.data();
   Kokkos::parallel_for("xp::generate_logits_fp32", Range(0, VL), KOKKOS_LAMBDA(int64_t i) { local[i] = to_float(logits[i]); });
-  Kokkos::fence();
+  exec_space().fence();
   // Slices in tp-rank order are the padded vocabulary in order; every rank gets the same bytes.
   tp_.all_gather(local, all_logits_.data(), VL);
   Kokkos::deep_copy(host_logits_, all_logits_);

@@ -54,6 +54,7 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
   targets_ = allocate<TokenBuffer>("xp::targets", sizes.tokens, MemoryKind::Activations);
   host_inputs_ = Kokkos::create_mirror_view(inputs_);
   host_targets_ = Kokkos::create_mirror_view(targets_);
+  loss_total_ = Kokkos::View<double*>("xp::loss_total", 1);
 }
 
 void GPT2::refresh_compute_weights() {
@@ -75,7 +76,7 @@ void GPT2::init_weights(uint64_t seed, double std, int threads) {
   refresh_compute_weights();
 }
 
-void GPT2::zero_grads() { Kokkos::deep_copy(grads, 0.0f); }
+void GPT2::zero_grads() { Kokkos::deep_copy(exec_space(), grads, 0.0f); }
 
 Real* GPT2::block_input(int slot, int layer) {
   const int64_t N = int64_t{max_batch_} * model_.seq_len, C = model_.n_embd;
@@ -137,7 +138,22 @@ void GPT2::block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bo
   bias_residual_fwd(x.residual3, x.residual2, scratch, weight(w.fcproj_b), N, C);
 }
 
-double GPT2::forward(int slot, const int32_t* sequences, int B) {
+double GPT2::forward(int slot, const int32_t* sequences, int B) { return run_forward(slot, sequences, B, nullptr); }
+
+void GPT2::forward_accumulate(int slot, const int32_t* sequences, int B) {
+  run_forward(slot, sequences, B, loss_total_.data());
+}
+
+double GPT2::take_loss_total() {
+  if (!layout_.placement().has_head) return 0.0;
+  Kokkos::View<double, Kokkos::HostSpace> total("xp::loss_total_host");
+  Kokkos::deep_copy(exec_space(), total, Kokkos::subview(loss_total_, 0));
+  exec_space().fence();
+  Kokkos::deep_copy(exec_space(), loss_total_, 0.0);
+  return total();
+}
+
+double GPT2::run_forward(int slot, const int32_t* sequences, int B, double* loss_total) {
   XP_REQUIRE(slot >= 0 && slot < slots_ && B <= max_batch_, "micro-batch does not fit the model's buffers");
   const Placement& place = layout_.placement();
   const int T = model_.seq_len, C = model_.n_embd;
@@ -149,18 +165,21 @@ double GPT2::forward(int slot, const int32_t* sequences, int B) {
       host_inputs_(slot * maxN + b * T + t) = sequences[int64_t{b} * (T + 1) + t];
       host_targets_(slot * maxN + b * T + t) = sequences[int64_t{b} * (T + 1) + t + 1];
     }
-  Kokkos::deep_copy(inputs_, host_inputs_);
-  Kokkos::deep_copy(targets_, host_targets_);
+  // This slot's tokens, in stream order (no host wait). The mirrors are pageable host memory, which CUDA
+  // copies out before cudaMemcpyAsync returns, so the next micro-batch may refill them at once.
+  const auto slot_range = std::make_pair(slot * maxN, slot * maxN + N);
+  Kokkos::deep_copy(exec_space(), Kokkos::subview(inputs_, slot_range), Kokkos::subview(host_inputs_, slot_range));
+  Kokkos::deep_copy(exec_space(), Kokkos::subview(targets_, slot_range), Kokkos::subview(host_targets_, slot_range));
 
   if (place.has_embedding) {
     vocab_parallel_embedding_fwd(input(slot), inputs_.data() + slot * maxN, weight(layout_.wte()),
                                  weight(layout_.wpe()), B, T, C, vocab_start_, vocab_local_, tp_);
   }
   for (int l = place.first_layer; l < place.last_layer; ++l) block_fwd(block_acts(slot, l), layout_.block(l), B, false);
-  return place.has_head ? loss_fwd(slot, N) : 0.0;
+  return place.has_head ? loss_fwd(slot, N, loss_total) : 0.0;
 }
 
-double GPT2::loss_fwd(int slot, int N) {
+double GPT2::loss_fwd(int slot, int N, double* loss_total) {
   const int C = model_.n_embd, VL = vocab_local_;
   const int64_t maxN = int64_t{max_batch_} * model_.seq_len;
   Real* lnf = act(slot, a_.lnf);
@@ -169,7 +188,8 @@ double GPT2::loss_fwd(int slot, int N) {
                 weight(layout_.lnf_b()), N, C);
   column_parallel_fwd(logits, lnf, weight(layout_.wte()), nullptr, N, C, VL);  // this rank's vocabulary
   return vocab_parallel_cross_entropy_fwd(stat(slot, s_.losses), stat(slot, s_.lse), stat(slot, s_.row_stats), logits,
-                                          targets_.data() + slot * maxN, N, vocab_valid_, VL, vocab_start_, tp_);
+                                          targets_.data() + slot * maxN, N, vocab_valid_, VL, vocab_start_, tp_,
+                                          loss_total);
 }
 
 void GPT2::backward(int slot, float dloss) {
@@ -190,11 +210,12 @@ void GPT2::backward(int slot, float dloss) {
                       vocab_local_, vocab_start_);
     column_parallel_bwd(dC, grad(layout_.wte()), nullptr, logits, act(slot, a_.lnf), weight(layout_.wte()), N, C,
                         vocab_local_, tp_);
-    Kokkos::deep_copy(dresidual_view, Real(0.0f));
+    Kokkos::deep_copy(exec_space(), dresidual_view, Real(0.0f));
     layernorm_bwd(dresidual, grad(layout_.lnf_w()), grad(layout_.lnf_b()), dC, output(slot),
                   weight(layout_.lnf_w()), stat(slot, s_.lnf_mean), stat(slot, s_.lnf_rstd), N, C);
   } else {
-    Kokkos::deep_copy(dresidual_view, Kokkos::subview(grad_acts_, std::make_pair(g_.doutput, g_.doutput + NC)));
+    Kokkos::deep_copy(exec_space(), dresidual_view,
+                      Kokkos::subview(grad_acts_, std::make_pair(g_.doutput, g_.doutput + NC)));
   }
   // dresidual now holds the gradient of this stage's output.
   for (int l = place.last_layer - 1; l >= place.first_layer; --l) {

@@ -60,7 +60,7 @@ void init_weights(float* params, const ParameterLayout& layout, int n_layer, uin
     Kokkos::parallel_for("xp::init_weights", Range(0, init.size),
                          KOKKOS_LAMBDA(const int64_t i) { data[i] = init(seed, i); });
   }
-  Kokkos::fence();
+  exec_space().fence();
 #else
   // Every element is a pure function of its index: any split over threads gives the same bits.
   const int64_t total = layout.total();

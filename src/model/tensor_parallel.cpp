@@ -39,8 +39,8 @@ void vocab_parallel_embedding_fwd(Real* out, const int32_t* tokens, const Real* 
 
 double vocab_parallel_cross_entropy_fwd(float* losses, float* lse, float* stats, const Real* logits,
                                         const int32_t* targets, int N, int valid, int Vl, int vocab_start,
-                                        Communicator& tp) {
-  if (tp.size() == 1) return cross_entropy_fwd(losses, lse, logits, targets, N, valid, Vl);
+                                        Communicator& tp, double* loss_total) {
+  if (tp.size() == 1) return cross_entropy_fwd(losses, lse, logits, targets, N, valid, Vl, loss_total);
   float* row_max = stats;
   float* sum_exp = stats + N;
   float* target_logit = stats + 2 * N;  // adjacent to sum_exp: one reduction for both
@@ -49,7 +49,7 @@ double vocab_parallel_cross_entropy_fwd(float* losses, float* lse, float* stats,
   cross_entropy_sum_exp(sum_exp, logits, row_max, N, valid, Vl);
   cross_entropy_target_logit(target_logit, logits, targets, N, Vl, vocab_start);
   if (tp.size() > 1) tp.all_reduce_sum(sum_exp, 2 * static_cast<size_t>(N));
-  return cross_entropy_finish(losses, lse, row_max, sum_exp, target_logit, N);
+  return cross_entropy_finish(losses, lse, row_max, sum_exp, target_logit, N, loss_total);
 }
 
 }  // namespace xp

@@ -32,7 +32,7 @@ DistributedOptimizer::DistributedOptimizer(GPT2& model, const ParallelGrid& grid
     host_adamw_ = std::make_unique<HostAdamW>(model.layout(), train, shard.begin, shard.end, offload.threads);
     // The initial weights (GPT2::init_weights, on the device where the build has one: the same bits as the
     // device optimizer's run starts from); the range's end may lie in the ZeRO padding, which stays 0.
-    Kokkos::fence();
+    exec_space().fence();
     host_adamw_->load_weights(model.fp32_weights().data() + shard.begin);
   } else {
     adamw_ = std::make_unique<AdamW>(model.layout(), train, shard.begin, shard.end);
@@ -53,7 +53,7 @@ void DistributedOptimizer::weights_loaded() {
 
 void DistributedOptimizer::publish_master_weights() {
   float* weights = model_.fp32_weights().data();
-  Kokkos::fence();
+  exec_space().fence();
   copy_memory(weights + shard_.begin, host_adamw_->master.data(), sizeof(float) * size_t(shard_.size()));
   if (zero_) grid_.dp().all_gather(weights + shard_.begin, weights, shard_.size());
   model_.refresh_compute_weights();
@@ -63,8 +63,19 @@ const float* DistributedOptimizer::reduced_grads() const {
   return zero_ ? shard_grads_.data() : model_.grads.data() + shard_.begin;
 }
 
+namespace {
+
+// Before a collective or the host optimizer reads device-written buffers: CPU builds wait for the kernels (MPI
+// and the host read them directly); GPU builds need no wait, as NCCL runs on the program stream and the MPI
+// backend and copy_memory copy in stream order and wait themselves.
+void wait_before_host_reads() {
+  if (!device_build) exec_space().fence();
+}
+
+}  // namespace
+
 void DistributedOptimizer::reduce_gradients() {
-  Kokkos::fence();
+  wait_before_host_reads();
   if (zero_) grid_.dp().reduce_scatter_sum(model_.grads.data(), shard_grads_.data(), shard_.size());
   else grid_.dp().all_reduce_sum(model_.grads.data(), model_.grads.size());
 }
@@ -95,7 +106,7 @@ void DistributedOptimizer::step(double lr, double grad_scale) {
     // The updated master chunks land in the model's fp32_weights() (params, or the gradient buffer: each
     // chunk of gradients is read before its weights overwrite it); the compute copy follows them.
     float* weights = model_.fp32_weights().data();
-    Kokkos::fence();
+    wait_before_host_reads();
     host_adamw_->step(reduced_grads(), weights + shard_.begin, lr, grad_scale);
     if (zero_) grid_.dp().all_gather(weights + shard_.begin, weights, shard_.size());
     model_.refresh_compute_weights();
@@ -106,7 +117,7 @@ void DistributedOptimizer::step(double lr, double grad_scale) {
     return;
   }
   adamw_->step(model_.params.data(), reduced_grads(), lr, grad_scale);
-  Kokkos::fence();
+  wait_before_host_reads();
   grid_.dp().all_gather(model_.params.data() + shard_.begin, model_.params.data(), shard_.size());
   model_.refresh_compute_weights();
 }
@@ -124,7 +135,7 @@ void DistributedOptimizer::save_chunk(AdamMoment moment, int64_t begin, int64_t 
   auto copy_out = [&](int64_t first, int64_t last, float* to) {
     if (last > first) copy_memory(to, values + (first - shard_.begin), sizeof(float) * size_t(last - first));
   };
-  Kokkos::fence();
+  exec_space().fence();
   if (!zero_) {
     if (grid_.dp_rank() == 0) copy_out(begin, end, staging);
     return;
@@ -148,7 +159,7 @@ void DistributedOptimizer::save_chunk(AdamMoment moment, int64_t begin, int64_t 
 std::vector<float> DistributedOptimizer::moment_copy(AdamMoment moment) const {
   const int64_t last = std::min(shard_.end, model_.layout().total());
   std::vector<float> copy(static_cast<size_t>(std::max<int64_t>(0, last - shard_.begin)));
-  Kokkos::fence();
+  exec_space().fence();
   if (!copy.empty()) copy_memory(copy.data(), moment_data(moment), sizeof(float) * copy.size());
   return copy;
 }
@@ -156,7 +167,7 @@ std::vector<float> DistributedOptimizer::moment_copy(AdamMoment moment) const {
 void DistributedOptimizer::load_chunk(AdamMoment moment, int64_t begin, int64_t end, const float* staging) {
   float* values = moment_data(moment);
   const int64_t first = std::max(begin, shard_.begin), last = std::min({end, shard_.end, model_.layout().total()});
-  Kokkos::fence();
+  exec_space().fence();
   if (first < last)
     copy_memory(values + (first - shard_.begin), staging + (first - begin), sizeof(float) * size_t(last - first));
 }

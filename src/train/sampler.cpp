@@ -36,7 +36,7 @@ TrainingSampler::TrainingSampler(const Config& config, const ParallelGrid& grid,
 
 void TrainingSampler::after_step(int64_t step) {
   if (!generator_ || settings_.sample_every <= 0 || step % settings_.sample_every != 0) return;
-  Kokkos::fence();  // the optimizer's last writes to the weights
+  exec_space().fence();  // the optimizer's last writes to the weights
   const SamplingSettings sampling{settings_.temperature, settings_.top_k, seed_ + static_cast<uint64_t>(step)};
   const std::vector<int32_t> tokens = generator_->generate(prompt_, settings_.sample_tokens, sampling);
   if (grid_.world_rank() != 0) return;

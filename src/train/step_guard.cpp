@@ -77,7 +77,7 @@ const std::vector<Fault>& faults_from_environment() {
 double inject_faults(std::vector<Fault>& pending, int64_t step, int rank, GPT2& model, double loss_sum) {
   for (const Fault& fault : pending) {
     if (fault.step != step || (fault.rank >= 0 && fault.rank != rank)) continue;
-    Kokkos::fence();
+    exec_space().fence();
     if (fault.kind == FaultKind::NanGrad) {
       // Into a tensor split over tp where there is one: a value only this rank holds.
       int64_t offset = 0;
@@ -93,7 +93,7 @@ double inject_faults(std::vector<Fault>& pending, int64_t step, int rank, GPT2& 
       const float scale = static_cast<float>(spike_injection_scale);
       Kokkos::parallel_for("xp::inject_spike", Range(0, model.layout().total()),
                            KOKKOS_LAMBDA(int64_t i) { grads(i) *= scale; });
-      Kokkos::fence();
+      exec_space().fence();
       loss_sum *= spike_injection_scale;
     }
   }

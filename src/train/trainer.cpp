@@ -14,12 +14,13 @@
 #include "xp/core/error.hpp"
 #include "xp/core/host_copy.hpp"
 #include "xp/core/runtime.hpp"
+#include "xp/core/types.hpp"
 #include "xp/io/checkpoint.hpp"
 #include "xp/io/hdf5_version.hpp"
 #include "xp/kernels/elementwise.hpp"
+#include "xp/kernels/kernel_path.hpp"  // set_kernel_path: every build (the CUDA build too)
 #if !defined(XP_ENABLE_CUDA)
 #include "xp/kernels/gemm.hpp"
-#include "xp/kernels/kernel_path.hpp"
 #endif
 #include "xp/parallel/node_map.hpp"
 #include "xp/train/fit_check.hpp"
@@ -176,7 +177,7 @@ void Trainer::load_weights_chunk(int64_t begin, int64_t end, const float* stagin
 }
 
 std::string Trainer::save() {
-  Kokkos::fence();
+  exec_space().fence();
   CheckpointState state;
   state.step = steps_done_;
   state.train_cursor = train_data_->cursor;
@@ -211,12 +212,11 @@ void Trainer::read_micro_batch(int micro) {
   train_data_->read(first_row, B, sequences_.data());
 }
 
-double Trainer::run_pipeline() {
+void Trainer::run_pipeline() {
   const int B = config_.train.batch_size, stages = grid_->layout().pp, stage = grid_->pp_rank();
   const size_t activation = size_t(B) * config_.model.seq_len * config_.model.n_embd;
   const float dloss = 1.0f / static_cast<float>(global_batch_sequences() * config_.model.seq_len);
   Communicator& pp = grid_->pp();
-  double loss_sum = 0.0;
   // A send waits to be posted together with this stage's next receive, so neighbours that both send
   // first never wait on each other (Megatron's send_forward_recv_backward pairing).
   const Real* pending = nullptr;
@@ -236,7 +236,7 @@ double Trainer::run_pipeline() {
     if (op.op == PipeOp::Forward) {
       read_micro_batch(op.micro_batch);
       if (!grid_->first_stage()) receive(model_->input(slot), stage - 1);
-      loss_sum += model_->forward(slot, sequences_.data(), B);
+      model_->forward_accumulate(slot, sequences_.data(), B);  // the loss sum stays on the device
       if (!grid_->last_stage()) send(model_->output(slot), stage + 1);
     } else {
       if (!grid_->last_stage()) receive(model_->output_grad(), stage + 1);
@@ -245,11 +245,12 @@ double Trainer::run_pipeline() {
     }
   }
   if (pending) pp.send(pending, activation, pending_peer);
-  return loss_sum;
 }
 
 void Trainer::tie_embedding_grads() {
-  Kokkos::fence();
+  // CPU builds: MPI reads the gradients in host memory, after the kernels. GPU builds need no wait: NCCL
+  // runs on the program stream, and the MPI backend stages device buffers through stream-ordered copies.
+  if (!device_build) exec_space().fence();
   if (Communicator* embedding = grid_->embedding()) {
     const TensorInfo& wte = model_->layout().find("wte.weight");
     embedding->all_reduce_sum(model_->grads.data() + wte.offset, wte.size);
@@ -262,6 +263,19 @@ double Trainer::mean_loss(double loss_sum, int64_t sequences) const {
   return all_reduce_sum(grid_->world(), reports_loss ? loss_sum : 0.0) / (double(sequences) * config_.model.seq_len);
 }
 
+// Host synchronisations in a step on a GPU build (the host waits for the program stream), and why each stays:
+//  1. take_loss_total(), after the backward pass has been queued: the loss (kept on the device through
+//     the micro-batches) reaches the host for the fault injection (a test facility), the metrics and the
+//     guard. It waits for the backward pass, as (2) would anyway.
+//  2. sum_squares(grads) right after: the guard needs to know before the update whether this rank's own
+//     gradients are finite (a NaN the all-reduce would hide in a shard counted elsewhere).
+//  3. grad_norm_squared_part(): one reduction per range of counted tensors, after the gradient all-reduce.
+//     The guard's verdict (skip or roll back before anything is updated) needs the norm on the host, so
+//     the clip scale is computed there too; keeping it on the device alone would save no wait.
+//  4. The guard's MPI_Allreduce and mean_loss's: host values, after (1)-(3).
+//  5. The fence at the end: the step time and device memory of the metrics.
+// With the MPI backend (no NCCL) every collective and pipeline send/recv also waits, through its
+// host-staged copy. Nothing else waits: token uploads, fills and copies are queued on the stream.
 StepResult Trainer::step() {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
@@ -273,11 +287,12 @@ StepResult Trainer::step() {
   // Batch, forward and backward: this replica's micro-batches through the 1F1B pipeline schedule.
   model_->zero_grads();
   train_data_->align(sequences);
-  double loss_sum = run_pipeline();
+  run_pipeline();
   train_data_->advance(sequences);
 
   // Tie embedding grads: the first and the last stage each hold a gradient of the one wte.
   tie_embedding_grads();
+  double loss_sum = model_->take_loss_total();
 
   // Faults of XP_INJECT (a test facility), then whether this rank's own gradients are finite: a NaN in
   // a tensor only this tp rank holds, or in a replicated copy the norm counts elsewhere, is seen here.
@@ -308,7 +323,7 @@ StepResult Trainer::step() {
     handle_bad_step(result);
   }
 
-  Kokkos::fence();
+  exec_space().fence();  // the metrics' wait: the step's time includes its device work
   result.device_memory = device_memory_used();
   result.ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
   return result;
@@ -320,15 +335,15 @@ double Trainer::evaluate() {
   const size_t activation = size_t(B) * T * config_.model.n_embd;
   const int64_t batch_sequences = int64_t{grid_->layout().dp} * B;
   val_data_->cursor = DataCursor{};  // the same validation tokens every time
-  double loss_sum = 0.0;
   for (int i = 0; i < config_.data.eval_batches; ++i) {
     val_data_->align(batch_sequences);
     val_data_->read(int64_t{grid_->dp_rank()} * B, B, sequences_.data());
     if (!grid_->first_stage()) grid_->pp().recv(model_->input(0), activation, stage - 1);
-    loss_sum += model_->forward(0, sequences_.data(), B);
+    model_->forward_accumulate(0, sequences_.data(), B);
     if (!grid_->last_stage()) grid_->pp().send(model_->output(0), activation, stage + 1);
     val_data_->advance(batch_sequences);
   }
+  const double loss_sum = model_->take_loss_total();
   return mean_loss(loss_sum, int64_t{config_.data.eval_batches} * batch_sequences);
 }
 

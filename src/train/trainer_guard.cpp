@@ -13,7 +13,7 @@ bool Trainer::rolls_back_in_memory() const {
 }
 
 void Trainer::keep_good_state() {
-  Kokkos::fence();
+  exec_space().fence();
   kept_.step = steps_done_;
   if (optimizer_->holds_master_weights()) {
     kept_.params = optimizer_->moment_copy(AdamMoment::Master);  // host to host: the device has no fp32 copy

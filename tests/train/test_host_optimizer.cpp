@@ -53,7 +53,7 @@ TEST(HostAdamW, EqualsTheDeviceOptimizerAcrossChunksAndThreads) {
     const double lr = 1e-2 / step, scale = 0.5 + 0.1 * step;
     device.step(device_params.data(), device_grads.data(), lr, scale);
     host.step(device_grads.data(), offloaded_params.data() + begin, lr, scale);
-    Kokkos::fence();
+    exec_space().fence();
   }
   expect_same_bits(host_values(offloaded_params), host_values(device_params), "weights copied back");
   const std::vector<float> master(host.master.data(), host.master.data() + size);

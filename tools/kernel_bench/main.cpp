@@ -3,6 +3,9 @@
 // through nvcc_wrapper like the rest of the CUDA build, so it may hold kernels and Kokkos alike.
 #include "kernel_bench.hpp"
 
+#include "xp/core/device.hpp"
+#include "xp/core/program_stream.hpp"
+
 #include <cuda_bf16.h>
 
 #include <Kokkos_Core.hpp>
@@ -106,7 +109,8 @@ void device_free(void* p) { BENCH_CHECK(cudaFree(p)); }
 int main(int argc, char** argv) {
   Kokkos::initialize(argc, argv);
   {
-    cudaStream_t stream = Kokkos::DefaultExecutionSpace().cuda_stream();
+    xp::ProgramStream program_stream;  // the Kokkos path and the fused kernels on one stream, as in xp_train
+    cudaStream_t stream = static_cast<cudaStream_t>(xp::device_stream());
     xp::bench::copy_rate = xp::bench::copy_bytes_per_s(stream);
     std::printf("device-to-device copy: %.0f GB/s (read + write); floors below at %.1f TB/s\n",
                 xp::bench::copy_rate / 1e9, xp::bench::h200_copy_bytes_per_s / 1e12);

@@ -19,7 +19,8 @@ constexpr bool device_build = false;
 // throws InputError when this rank sees no GPU.
 int select_device(MPI_Comm world);
 
-// The stream that Kokkos, cuBLASLt, the fused CUDA kernels and NCCL share (a cudaStream_t).
+// The stream that Kokkos, cuBLASLt, the fused CUDA kernels and NCCL share (a cudaStream_t): exec_space()'s,
+// the program stream once Runtime::start_device has made it (xp/core/program_stream.hpp).
 void* device_stream();
 
 // Whether `pointer` is device memory (host buffers may reach the host-staged MPI backend too).

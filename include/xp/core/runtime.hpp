@@ -3,12 +3,15 @@
 // and the rule for set-up errors: every rank runs set-up, and if any rank meets an InputError all ranks
 // learn it, so none hangs in a collective.
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <mpi.h>
 
 namespace xp {
+
+class ProgramStream;
 
 class Runtime {
  public:
@@ -21,14 +24,15 @@ class Runtime {
   int rank() const { return rank_; }
   int size() const { return size_; }
 
-  // Gives this rank its GPU (GPU builds: by its index on the host) and starts Kokkos; does nothing the
-  // second time. Collective over MPI_COMM_WORLD: where a rank sees no GPU, every rank throws InputError.
+  // Gives this rank its GPU (GPU builds: by its index on the host), starts Kokkos and creates the
+  // program's one stream (xp/core/program_stream.hpp); does nothing the second time. Collective over MPI_COMM_WORLD: where a rank sees no GPU, every rank throws InputError.
   void start_device();
 
  private:
   int rank_ = 0;
   int size_ = 1;
   bool device_started_ = false;
+  std::unique_ptr<ProgramStream> stream_;  // after Kokkos::initialize, released before Kokkos::finalize
   std::vector<std::string> kokkos_arguments_;  // argv[0] and the --kokkos-* options, for Kokkos::initialize
   std::vector<char*> argument_pointers_;       // argv without the --kokkos-* options, kept alive for main
 };

@@ -15,8 +15,16 @@ using TokenBuffer = Kokkos::View<int32_t*>;
 using HostFloatBuffer = FloatBuffer::HostMirror;
 using HostTokenBuffer = TokenBuffer::HostMirror;
 
-// Range policy with 64-bit indices: tensors of large models pass 2^31 elements.
-using Range = Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<int64_t>>;
+// The execution-space instance every kernel of the program runs on: on CUDA builds the one on the
+// program's stream (xp/core/program_stream.hpp), which cuBLASLt, the fused kernels and NCCL share;
+// the default instance on CPU builds and before a ProgramStream exists. Every policy below is built on
+// it, and "wait for the device" is exec_space().fence(), not the device-wide Kokkos::fence().
+ExecSpace exec_space();
+
+// Range policy with 64-bit indices (tensors of large models pass 2^31 elements), on exec_space().
+// A function with a type's name, so that kernels write `Range(0, n)` as they always have.
+using RangePolicy64 = Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<int64_t>>;
+inline RangePolicy64 Range(int64_t begin, int64_t end) { return RangePolicy64(exec_space(), begin, end); }
 
 // One team per row for row reductions (LayerNorm, softmax): on a GPU the team's threads split the row
 // (coalesced loads, a tree reduction); on the host a team is one thread and the row is a plain loop.
@@ -24,9 +32,9 @@ using RowPolicy = Kokkos::TeamPolicy<ExecSpace>;
 using RowMember = RowPolicy::member_type;
 inline RowPolicy row_policy(int64_t rows) {
 #if defined(KOKKOS_ENABLE_CUDA)
-  return RowPolicy(rows, 128);
+  return RowPolicy(exec_space(), static_cast<int>(rows), 128);
 #else
-  return RowPolicy(rows, 1);
+  return RowPolicy(exec_space(), static_cast<int>(rows), 1);
 #endif
 }
 

@@ -19,13 +19,15 @@ void cross_entropy_sum_exp(float* sum_exp, const Real* logits, const float* row_
 void cross_entropy_target_logit(float* target_logit, const Real* logits, const int32_t* targets, int N, int Vl,
                                 int vocab_start);
 
-// losses (N) = row_max + log(sum_exp) - target_logit; lse (N) = row_max + log(sum_exp). Returns Σ losses.
+// losses (N) = row_max + log(sum_exp) - target_logit; lse (N) = row_max + log(sum_exp). Returns Σ losses
+// (the host waits for it); with loss_total (one device double) adds Σ losses to it on the device instead, with
+// the same bits, and returns 0 without waiting — the trainer reads the step's total once.
 double cross_entropy_finish(float* losses, float* lse, const float* row_max, const float* sum_exp,
-                            const float* target_logit, int N);
+                            const float* target_logit, int N, double* loss_total = nullptr);
 
 // All of the above on one rank, in one kernel: logits (N,Vp) with the first V columns real.
 double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const int32_t* targets, int N, int V,
-                         int Vp);
+                         int Vp, double* loss_total = nullptr);
 
 // dlogits (N,Vl) = dloss · (softmax - onehot) on the valid columns, 0 on padding. dlogits may alias
 // logits. dloss is ∂L/∂loss_n, the same for every row (e.g. 1 / tokens in the global batch).

@@ -46,8 +46,15 @@ class GPT2 {
   // Where a stage after the first receives its input, the residual stream (B,T,C), before forward.
   Real* input(int slot) { return act(slot, a_.encoded); }
   // Forward of one micro-batch, kept in `slot`. sequences: host array (B, T+1) of token ids (inputs are
-  // columns 0..T-1, targets 1..T). Returns the sum of the B·T token losses on the last stage, else 0.
+  // columns 0..T-1, targets 1..T). Returns the sum of the B·T token losses on the last stage, else 0; the
+  // host waits for it.
   double forward(int slot, const int32_t* sequences, int B);
+  // The same forward without that wait (a training step's micro-batches): the sum is added on the device
+  // to a total that take_loss_total() returns.
+  void forward_accumulate(int slot, const int32_t* sequences, int B);
+  // Σ of forward_accumulate's sums since the last call, in call order (the bits of adding forward()'s
+  // returns on the host), then zeroed: one wait for the device on the last stage; 0 elsewhere, no wait.
+  double take_loss_total();
   // The residual stream (B,T,C) this stage passes on (not on the last stage).
   Real* output(int slot) { return block_input(slot, layout_.placement().last_layer); }
 
@@ -98,7 +105,9 @@ class GPT2 {
   // to fc+GELU (backward needs nothing after it).
   void block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bool recompute);
 
-  double loss_fwd(int slot, int N);
+  // The forward; the loss sum is returned, or with loss_total added to that device double (returns 0).
+  double run_forward(int slot, const int32_t* sequences, int B, double* loss_total);
+  double loss_fwd(int slot, int N, double* loss_total);
 
   ModelConfig model_;
   ParameterLayout layout_;
@@ -116,6 +125,7 @@ class GPT2 {
   FloatBuffer recompute_stats_;  // their statistics
   TokenBuffer inputs_, targets_;            // [slots][max_batch·T]
   HostTokenBuffer host_inputs_, host_targets_;
+  Kokkos::View<double*> loss_total_;  // one double: forward_accumulate's running sum
 };
 
 }  // namespace xp

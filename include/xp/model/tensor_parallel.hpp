@@ -35,9 +35,10 @@ void vocab_parallel_embedding_fwd(Real* out, const int32_t* tokens, const Real* 
 
 // Vocab-parallel cross-entropy from this rank's logits (N,Vl), columns [vocab_start, vocab_start + Vl)
 // of which the first `valid` are real tokens: losses (N), lse (N); stats is 3N floats of scratch.
-// Three per-row reductions over tp (max, Σ exp, target logit); no rank holds all logits. Returns Σ losses.
+// Three per-row reductions over tp (max, Σ exp, target logit); no rank holds all logits. Returns Σ losses,
+// or with loss_total adds it to that device double without waiting (cross_entropy_finish).
 double vocab_parallel_cross_entropy_fwd(float* losses, float* lse, float* stats, const Real* logits,
                                         const int32_t* targets, int N, int valid, int Vl, int vocab_start,
-                                        Communicator& tp);
+                                        Communicator& tp, double* loss_total = nullptr);
 
 }  // namespace xp

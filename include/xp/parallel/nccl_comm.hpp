@@ -9,7 +9,7 @@
 // - Every pointer is device memory of this rank's GPU.
 // - Every operation is only enqueued on `stream`: "done" means done in stream order. Kernels that
 //   later use the buffer on the same stream see the result; the host, or another stream, must
-//   synchronise with `stream` first (e.g. Kokkos::fence() before reading a result on the host, and
+//   synchronise with `stream` first (e.g. exec_space().fence() before reading a result on the host, and
 //   before freeing or refilling a send buffer from outside the stream).
 // - send/recv are stream-ordered and block the GPU stream until the peer posts the matching call with
 //   the same count; so a pipeline schedule that is deadlock-free with MPI's blocking send/recv (every

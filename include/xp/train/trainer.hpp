@@ -72,7 +72,7 @@ class Trainer {
   int64_t global_batch_sequences() const;
 
  private:
-  double run_pipeline();                 // forward/backward of this step's micro-batches; their loss sum
+  void run_pipeline();                   // forward/backward of this step's micro-batches (loss sum on the device)
   void tie_embedding_grads();            // sums wte's gradients of the first and the last stage
   double mean_loss(double loss_sum, int64_t sequences) const;  // over the world, per token
   void read_micro_batch(int micro);      // this replica's rows of micro-batch `micro` into sequences_
