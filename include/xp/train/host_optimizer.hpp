@@ -46,19 +46,22 @@ using PinnedFloats = Kokkos::View<float*, PinnedSpace>;
 // out of the memory plan's way.
 constexpr int64_t offload_chunk_floats = int64_t{16} << 20;
 
-// Floats the offloaded optimizer keeps in host memory for a range of `size` parameters.
+// Floats the offloaded optimizer keeps in host memory for a range of `size` parameters. `whole`: the
+// gradient staging holds the whole range (the gradient copy the backward fills: GradientCopies).
 struct OffloadBuffers {
   int64_t state = 0;    // of the master weights, of m and of v each
-  int64_t staging = 0;  // the gradient chunk
+  int64_t staging = 0;  // the gradient chunk, or with `whole` the range's gradients
 };
-OffloadBuffers offload_buffers(int64_t size, int64_t chunk = offload_chunk_floats);
+OffloadBuffers offload_buffers(int64_t size, int64_t chunk = offload_chunk_floats, bool whole = false);
 
 class HostAdamW {
  public:
   // `threads`: the rank's host threads (the same count BLAS gets; the two never run at once). `chunk`:
   // floats of gradients per copy (smaller only in tests, which check that the chunking changes nothing).
+  // `whole_grads`: the staging holds all end - begin gradients (gradient_copy()), which step() may find
+  // filled already.
   HostAdamW(const ParameterLayout& layout, const TrainConfig& train, int64_t begin, int64_t end, int threads,
-            int64_t chunk = offload_chunk_floats);
+            int64_t chunk = offload_chunk_floats, bool whole_grads = false);
 
   // The master weights of the range from weights[0, end - begin) (device memory on GPU builds): the
   // initial weights GPT2::init_weights wrote there. Later loads (a resume, a rollback) write `master`.
@@ -66,7 +69,11 @@ class HostAdamW {
   // One update from grads[0, end - begin) × grad_scale (device memory on GPU builds); the updated master
   // weights are copied to weights[0, end - begin). `weights` may be `grads` itself: each chunk of gradients
   // is copied out before its updated weights are written back.
-  void step(const float* grads, float* weights, double lr, double grad_scale);
+  // `grads_on_host`: gradient_copy() holds the step's gradients already (GradientCopies filled it during
+  // the backward); `grads` is not read then.
+  void step(const float* grads, float* weights, double lr, double grad_scale, bool grads_on_host = false);
+  // The host copy of the range's gradients where the staging holds all of them (whole_grads), else null.
+  float* gradient_copy() { return whole_ ? staging_.data() : nullptr; }
   void set_steps_taken(int64_t steps) { steps_taken_ = steps; }
   int64_t begin() const { return begin_; }
   int64_t end() const { return end_; }
@@ -76,7 +83,8 @@ class HostAdamW {
  private:
   std::vector<int64_t> segment_ends_;  // of the range's decay segments (host arrays: the update runs here)
   std::vector<int8_t> segment_decay_;
-  PinnedFloats staging_;  // one chunk of gradients
+  PinnedFloats staging_;  // one chunk of gradients, or (whole_) all of the range's
+  bool whole_ = false;
   TrainConfig train_;
   int64_t begin_, end_;
   int threads_;
