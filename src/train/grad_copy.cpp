@@ -70,7 +70,8 @@ std::string ledger_problem(std::vector<std::pair<int64_t, int64_t>> ledger, int6
              std::to_string(std::min(first, covered));
     covered = last;
   }
-  if (covered != end) return "the copies end at flat offset " + std::to_string(covered) + ", not " + std::to_string(end);
+  if (covered != end)
+    return "the copies end at flat offset " + std::to_string(covered) + ", not " + std::to_string(end);
   return "";
 }
 

@@ -105,10 +105,11 @@ class DistributedOptimizer {
   void weights_loaded();
 
   // Offload with overlap (OffloadOptions::overlap): the trainer starts a step's gradient copies with
-  // reset_grad_copies() (it waits for copies in flight and empties the ledger; after a bad step too), hands each range of the flat buffer to copy_final_grads() once no write or
-  // reduction is left for it (the stage's last backward, the tied wte after its all-reduce), and step()
-  // updates from the host copy (finish: the ledger checked) — or copies as without overlap where the step
-  // started none. Without overlap these do nothing.
+  // reset_grad_copies() (which waits for copies in flight and empties the ledger; after a bad step too),
+  // hands each range of the flat buffer to copy_final_grads() once no write or reduction is left for it
+  // (the stage's last backward, the tied wte after its all-reduce), and step() updates from the host copy
+  // (the ledger checked) — or copies as without overlap where the step started none. Without overlap
+  // these do nothing.
   bool overlaps_grad_copies() const { return copies_ != nullptr; }
   void reset_grad_copies();
   void copy_final_grads(int64_t first, int64_t last);

@@ -35,7 +35,7 @@ class GradientCopies {
   GradientCopies(const GradientCopies&) = delete;
   GradientCopies& operator=(const GradientCopies&) = delete;
 
-  // A new step (or a step not taken): waits for copies still in flight (of a step that was not taken) and empties the ledger.
+  // A new step, or a step not taken: waits for copies still in flight and empties the ledger.
   void reset_step();
   // Copies grads[first, last) ∩ [begin, end) to the host after the work queued on the program stream so
   // far; returns without waiting for it on GPU builds.
