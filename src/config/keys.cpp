@@ -282,6 +282,10 @@ std::vector<DeckKey> make_keys() {
   keys.push_back(bool_key("optimizer_offload", "parallel",
                           "fp32 master weights and AdamW moments in host memory; AdamW runs on the host",
                           [](Config& c) -> bool& { return c.parallel.optimizer_offload; }));
+  keys.push_back(bool_key("offload_overlap", "parallel",
+                          "with optimizer_offload and dp = 1: gradients copied to the host as each becomes final "
+                          "in the backward, into a host copy of them (4 B per parameter more host memory)",
+                          [](Config& c) -> bool& { return c.parallel.offload_overlap; }));
   keys.push_back(integer_key<int>("world_size", "parallel", "ranks assumed by --dry-run; auto = this job's",
                                   [](Config& c) -> int& { return c.parallel.world_size; }, 1, "auto"));
   keys.push_back(memory_key("device_memory", "memory per rank for the fit check; auto = this host's free RAM / its ranks",

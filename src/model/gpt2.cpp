@@ -192,11 +192,14 @@ double GPT2::loss_fwd(int slot, int N, double* loss_total) {
                                           loss_total);
 }
 
-void GPT2::backward(int slot, float dloss) {
+void GPT2::backward(int slot, float dloss, const GradsWritten& written) {
   const Placement& place = layout_.placement();
   const int B = batch_[slot], T = model_.seq_len, C = model_.n_embd, CL = C_local_, NH = heads_local_;
   const int N = B * T;
   const int64_t maxN = int64_t{max_batch_} * T, NC = int64_t{N} * C;
+  auto report = [&](int64_t first, int64_t last) {
+    if (written) written(first, last);
+  };
   Real* dresidual = grad_act(g_.dresidual);
   Real* dC = grad_act(g_.dC);
   Real* d3C = grad_act(g_.d3C);
@@ -213,6 +216,8 @@ void GPT2::backward(int slot, float dloss) {
     Kokkos::deep_copy(exec_space(), dresidual_view, Real(0.0f));
     layernorm_bwd(dresidual, grad(layout_.lnf_w()), grad(layout_.lnf_b()), dC, output(slot),
                   weight(layout_.lnf_w()), stat(slot, s_.lnf_mean), stat(slot, s_.lnf_rstd), N, C);
+    report(layout_.lnf_w(), layout_.lnf_b() + C);
+    if (!place.has_embedding) report(layout_.wte(), layout_.wte() + int64_t{vocab_local_} * C);  // a later stage's
   } else {
     Kokkos::deep_copy(exec_space(), dresidual_view,
                       Kokkos::subview(grad_acts_, std::make_pair(g_.doutput, g_.doutput + NC)));
@@ -237,10 +242,14 @@ void GPT2::backward(int slot, float dloss) {
     column_parallel_bwd(dC, grad(w.qkv_w), grad(w.qkv_b), d3C, x.ln1, weight(w.qkv_w), N, C, 3 * CL, tp_);
     layernorm_bwd(dresidual, grad(w.ln1_w), grad(w.ln1_b), dC, x.residual, weight(w.ln1_w), x.ln1_mean, x.ln1_rstd,
                   N, C);
+    report(w.ln1_w, w.fcproj_b + C);  // the block's tensors, ln_1.weight to mlp.proj.bias
   }
-  if (place.has_embedding)
+  if (place.has_embedding) {
     embedding_bwd(grad(layout_.wte()), grad(layout_.wpe()), dresidual, inputs_.data() + slot * maxN, B, T, C,
                   vocab_start_, vocab_local_);
+    report(layout_.wte(), layout_.wpe());
+    report(layout_.wpe(), layout_.wpe() + int64_t{model_.seq_len} * C);
+  }
 }
 
 }  // namespace xp

@@ -16,20 +16,24 @@ ZeroShard zero_shard(int64_t parameters, int dp, int dp_rank, bool zero) {
   return {dp_rank * slice, (dp_rank + 1) * slice, slice * dp};
 }
 
-OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero, bool offload) {
+OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero, bool offload, bool overlap) {
   OptimizerBuffers buffers;
   buffers.moments = offload ? 0 : std::max<int64_t>(0, shard.size());
   buffers.shard_grads = zero ? shard.size() : 0;
-  if (offload) buffers.host = offload_buffers(shard.size());
+  if (offload) buffers.host = offload_buffers(shard.size(), offload_chunk_floats, overlap);
   return buffers;
 }
 
 DistributedOptimizer::DistributedOptimizer(GPT2& model, const ParallelGrid& grid, const TrainConfig& train,
                                            const ZeroShard& shard, bool zero, const OffloadOptions& offload)
     : model_(model), grid_(grid), shard_(shard), zero_(zero) {
-  const OptimizerBuffers sizes = optimizer_buffers(shard, zero, offload.enabled);
+  const bool overlap = offload.enabled && offload.overlap;
+  XP_REQUIRE(!overlap || (!zero && grid.layout().dp == 1), "offload's gradient copies overlap only where dp = 1");
+  const OptimizerBuffers sizes = optimizer_buffers(shard, zero, offload.enabled, overlap);
   if (offload.enabled) {
-    host_adamw_ = std::make_unique<HostAdamW>(model.layout(), train, shard.begin, shard.end, offload.threads);
+    host_adamw_ = std::make_unique<HostAdamW>(model.layout(), train, shard.begin, shard.end, offload.threads,
+                                              offload_chunk_floats, overlap);
+    if (overlap) copies_ = std::make_unique<GradientCopies>(host_adamw_->gradient_copy(), shard.begin, shard.end);
     // The initial weights (GPT2::init_weights, on the device where the build has one: the same bits as the
     // device optimizer's run starts from); the range's end may lie in the ZeRO padding, which stays 0.
     exec_space().fence();
@@ -107,7 +111,8 @@ void DistributedOptimizer::step(double lr, double grad_scale) {
     // chunk of gradients is read before its weights overwrite it); the compute copy follows them.
     float* weights = model_.fp32_weights().data();
     wait_before_host_reads();
-    host_adamw_->step(reduced_grads(), weights + shard_.begin, lr, grad_scale);
+    const bool copied = copies_ && copies_->finish();
+    host_adamw_->step(reduced_grads(), weights + shard_.begin, lr, grad_scale, copied);
     if (zero_) grid_.dp().all_gather(weights + shard_.begin, weights, shard_.size());
     model_.refresh_compute_weights();
     return;
@@ -120,6 +125,18 @@ void DistributedOptimizer::step(double lr, double grad_scale) {
   wait_before_host_reads();
   grid_.dp().all_gather(model_.params.data() + shard_.begin, model_.params.data(), shard_.size());
   model_.refresh_compute_weights();
+}
+
+void DistributedOptimizer::reset_grad_copies() {
+  if (copies_) copies_->reset_step();
+}
+
+void DistributedOptimizer::copy_final_grads(int64_t first, int64_t last) {
+  if (copies_) copies_->copy(model_.grads.data(), first, last);
+}
+
+std::vector<std::pair<int64_t, int64_t>> DistributedOptimizer::grad_copy_ledger() const {
+  return copies_ ? copies_->ledger() : std::vector<std::pair<int64_t, int64_t>>{};
 }
 
 float* DistributedOptimizer::moment_data(AdamMoment moment) const {

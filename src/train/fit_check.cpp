@@ -307,10 +307,16 @@ std::string format_memory_table(const MemoryPlan& plan, const Layout& layout) {
   out << "checkpoint host staging during a save or resume: " << fixed(staging / (1 << 20), 1)
       << " MiB per rank (one chunk of one tensor; no whole-model copy)\n";
   double host = 0;
-  for (const StageMemory& s : plan.stages) host = std::max(host, s.host);
+  bool grads_copy = false;  // offload_overlap (dp = 1): a host copy of all the rank's gradients
+  for (const StageMemory& s : plan.stages) {
+    host = std::max(host, s.host);
+    grads_copy = grads_copy || (s.host > 0 && s.host >= 16.0 * s.parameters);
+  }
+  const char* gradients = grads_copy ? "the gradients' host copy" : "one gradient chunk";
   out << "host       " << gib(host) << " GiB per rank, " << gib(plan.host_per_node) << " GiB per node ("
-      << plan.ranks_per_node << " ranks): " << (host > 0 ? "offloaded fp32 master weights, AdamW m and v, one gradient chunk"
-                                                        : "no optimizer offload")
+      << plan.ranks_per_node << " ranks): "
+      << (host > 0 ? std::string("offloaded fp32 master weights, AdamW m and v, ") + gradients
+                   : std::string("no optimizer offload"))
       << (host <= 0 ? "" : plan.precision.gpu ? " (pinned)" : "; CPU: the same RAM as the device columns, counted with them")
       << "\n";
   out << "host avail " << (plan.host_available > 0 ? gib(plan.host_available) + " GiB per node" : std::string("unknown"))

@@ -21,7 +21,8 @@ StageMemory stage_memory(const Config& config, const Layout& layout, const Stage
   const ModelBuffers model =
       model_buffers(config.model, table, config.train.batch_size, slots, config.parallel.recompute, shard.buffer_size,
                     precision, config.parallel.optimizer_offload);
-  const OptimizerBuffers optimizer = optimizer_buffers(shard, zero, config.parallel.optimizer_offload);
+  const OptimizerBuffers optimizer = optimizer_buffers(shard, zero, config.parallel.optimizer_offload,
+                                                       overlaps_offload_copies(config.parallel, layout.dp));
 
   StageMemory memory;
   memory.stage = stage;

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -104,8 +105,9 @@ Trainer::Trainer(const Config& config, MPI_Comm world) : config_(config), device
   model_ = std::make_unique<GPT2>(config.model, plan_.placement, grid_->tp(), plan_.micro_batch, plan_.slots,
                                   plan_.recompute, plan_.shard.buffer_size, config.parallel.optimizer_offload);
   model_->init_weights(config.train.seed, config.train.init_std, threads);
-  optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero,
-                                                      OffloadOptions{config.parallel.optimizer_offload, threads});
+  const OffloadOptions offload{config.parallel.optimizer_offload, threads,
+                               overlaps_offload_copies(config.parallel, plan_.layout.dp)};
+  optimizer_ = std::make_unique<DistributedOptimizer>(*model_, *grid_, config.train, plan_.shard, plan_.zero, offload);
   sequences_.resize(int64_t{config.train.batch_size} * (config.model.seq_len + 1));
 
   // A resumed run continues its own checkpoint; init_from only starts a run that has none yet.
@@ -212,8 +214,9 @@ void Trainer::read_micro_batch(int micro) {
   train_data_->read(first_row, B, sequences_.data());
 }
 
-void Trainer::run_pipeline() {
+void Trainer::run_pipeline(bool copy_grads) {
   const int B = config_.train.batch_size, stages = grid_->layout().pp, stage = grid_->pp_rank();
+  const int last_micro_batch = config_.train.grad_accum_steps - 1;
   const size_t activation = size_t(B) * config_.model.seq_len * config_.model.n_embd;
   const float dloss = 1.0f / static_cast<float>(global_batch_sequences() * config_.model.seq_len);
   Communicator& pp = grid_->pp();
@@ -231,6 +234,13 @@ void Trainer::run_pipeline() {
     else pp.recv(data, activation, peer);
     pending = nullptr;
   };
+  // Offload's overlapped copies: the stage's last backward (of the last micro-batch: backwards run in
+  // micro-batch order) writes each range for the last time; the tied wte waits for its all-reduce (step()).
+  const bool tied = grid_->embedding() != nullptr;
+  const int64_t wte = model_->layout().wte();
+  const GPT2::GradsWritten final_grads = [&](int64_t first, int64_t last) {
+    if (!(tied && first == wte)) optimizer_->copy_final_grads(first, last);
+  };
   for (const PipeStep& op : one_f_one_b(stages, stage, config_.train.grad_accum_steps)) {
     const int slot = op.micro_batch % model_->slots();
     if (op.op == PipeOp::Forward) {
@@ -240,7 +250,8 @@ void Trainer::run_pipeline() {
       if (!grid_->last_stage()) send(model_->output(slot), stage + 1);
     } else {
       if (!grid_->last_stage()) receive(model_->output_grad(), stage + 1);
-      model_->backward(slot, dloss);
+      const bool last = copy_grads && op.micro_batch == last_micro_batch;
+      model_->backward(slot, dloss, last ? final_grads : GPT2::GradsWritten());
       if (!grid_->first_stage()) send(model_->input_grad(), stage - 1);
     }
   }
@@ -284,14 +295,25 @@ StepResult Trainer::step() {
   result.step = steps_done_ + 1;
   ++steps_run_;
 
-  // Batch, forward and backward: this replica's micro-batches through the 1F1B pipeline schedule.
+  // Batch, forward and backward: this replica's micro-batches through the 1F1B pipeline schedule. With
+  // offload's overlap (dp = 1) each range of gradients starts its copy to the host once final — not in a
+  // step whose gradients a fault injected here changes after the backward: HostAdamW copies those.
+  const bool fault_here = std::any_of(faults_.begin(), faults_.end(), [&](const Fault& fault) {
+    return fault.step == result.step && (fault.rank < 0 || fault.rank == grid_->world_rank());
+  });
+  const bool copy_grads = optimizer_->overlaps_grad_copies() && !fault_here;
+  optimizer_->reset_grad_copies();
   model_->zero_grads();
   train_data_->align(sequences);
-  run_pipeline();
+  run_pipeline(copy_grads);
   train_data_->advance(sequences);
 
   // Tie embedding grads: the first and the last stage each hold a gradient of the one wte.
   tie_embedding_grads();
+  if (copy_grads && grid_->embedding()) {
+    const TensorInfo& wte = model_->layout().find("wte.weight");
+    optimizer_->copy_final_grads(wte.offset, wte.offset + wte.size);
+  }
   double loss_sum = model_->take_loss_total();
 
   // Faults of XP_INJECT (a test facility), then whether this rank's own gradients are finite: a NaN in
@@ -320,6 +342,7 @@ StepResult Trainer::step() {
     ++steps_done_;
   } else {
     result.reason = verdict.reason;
+    optimizer_->reset_grad_copies();  // before a rollback may write the gradient buffer (fp32_weights())
     handle_bad_step(result);
   }
 

@@ -1,5 +1,6 @@
 // The fit check with optimizer offload and the advisor that uses it: host memory per rank and per node
-// is the offloaded state (12 B per parameter of the rank's range and one gradient chunk), the device
+// is the offloaded state (12 B per parameter of the rank's range and one gradient chunk, or with dp = 1 and
+// offload_overlap a host copy of the gradients: 4 B more), the device
 // keeps no AdamW state, CPU builds count both in one RAM, and when a stage does not fit the advice is
 // the cheapest option that fits — checked against the estimate itself, not against copied GiB values.
 #include "xp/train/fit_check.hpp"
@@ -87,8 +88,11 @@ TEST(FitCheck, FortyBillionFitsEightGpusWithOffload) {
   for (const StageMemory& s : plan.stages) {
     EXPECT_EQ(s.optimizer, 0);
     EXPECT_EQ(s.weights, 2.0 * s.parameters);  // the bf16 compute copy only: the fp32 master is on the host
-    EXPECT_EQ(s.host, 4.0 * (3 * s.parameters + (16 << 20)));  // master, m, v, a 64 MiB chunk
+    EXPECT_EQ(s.host, 4.0 * 4 * s.parameters);  // master, m, v and (dp = 1: overlapped copies) the gradients
   }
+  // Without the overlap: one 64 MiB gradient chunk instead of the host copy.
+  for (const StageMemory& s : estimate_memory(deck("gpt2_40b.in", {"offload_overlap=false"}), layout, true).stages)
+    EXPECT_EQ(s.host, 4.0 * (3 * s.parameters + (16 << 20)));
   EXPECT_NE(dry_run_report(config, 8, true).find("GPU: bf16 weights (fp32 master in host memory)"), std::string::npos);
   const double per_node = host_of_world(plan, layout);  // 8 ranks: one node
   EXPECT_EQ(plan.host_per_node, per_node);

@@ -36,6 +36,7 @@ struct Case {
   int n_embd = 32, n_head = 4;  // head size 8; 128 and 2 give head size 64 (the fused attention on GPU)
   xp::Recompute recompute = xp::Recompute::None;  // what the model keeps for backward (model/buffers.hpp)
   bool offload = false;                          // optimizer_offload: AdamW state in host memory
+  bool overlap = true;  // offload_overlap: with dp = 1 a host copy of all the gradients (4 B per parameter)
 };
 
 constexpr xp::Recompute selective = xp::Recompute::Selective, full = xp::Recompute::Full;
@@ -71,6 +72,10 @@ const std::vector<Case> cases = {
     {"tp 2 × pp 2, offload, full", 2, 2, 1, 0, 2, 2, 32, 4, full, true},
     {"dp 2, offload", 1, 1, 2, 0, 2, 1, 32, 4, xp::Recompute::None, true},
     {"tp 2 × pp 2 × dp 2, ZeRO-1, offload", 2, 2, 2, 1, 2, 2, 32, 4, xp::Recompute::None, true},
+    {"one rank, offload without overlap", 1, 1, 1, 0, 2, 1, 32, 4, xp::Recompute::None, true, false},
+    {"tp 2, offload", 2, 1, 1, 0, 2, 1, 32, 4, xp::Recompute::None, true},
+    {"pp 2, 3 micro-batches, offload", 1, 2, 1, 0, 2, 3, 32, 4, xp::Recompute::None, true},
+    {"pp 2, offload without overlap", 1, 2, 1, 0, 2, 3, 32, 4, xp::Recompute::None, true, false},
 };
 
 // Bytes Kokkos holds in the default memory space, and under which labels, from its allocation events.
@@ -124,6 +129,7 @@ xp::Config case_config(const Case& c) {
   config.train.grad_accum_steps = c.grad_accum_steps;
   config.parallel.recompute = c.recompute;
   config.parallel.optimizer_offload = c.offload;
+  config.parallel.offload_overlap = c.overlap;
   return config;
 }
 
@@ -167,6 +173,12 @@ TEST(RunPlan, MemoryEstimateIsTheAllocation) {
     expect_bytes(ledger.host, planned.host, "host", !c.offload);
     EXPECT_EQ(planned.optimizer == 0, c.offload);
     EXPECT_EQ(planned.host > 0, c.offload);
+    // Offload's host memory: master, m, v and the gradients' host copy (overlap: dp = 1), or one chunk.
+    const bool overlap = c.offload && c.overlap && c.dp == 1;
+    EXPECT_EQ(trainer.optimizer().overlaps_grad_copies(), overlap);
+    if (overlap) EXPECT_EQ(ledger.host, 4.0 * 4 * plan.shard.size());
+    const int64_t chunk = std::min<int64_t>(plan.shard.size(), xp::offload_chunk_floats);
+    if (!overlap && c.offload) EXPECT_EQ(ledger.host, 4.0 * (3 * plan.shard.size() + chunk));
 
     // The dry run's estimates are allocations too: the CPU build's (`--dry-run`) where this build is
     // fp32, the GPU build's (`--dry-run --gpu`) where Real is bf16 — on a CUDA build always, on the

@@ -59,6 +59,7 @@ struct ParallelConfig {
   double device_memory = 0.0;    // bytes available to each rank; 0 = this host's free RAM / its ranks
   Recompute recompute = Recompute::None;
   bool optimizer_offload = false;  // fp32 master weights and AdamW moments in host memory, AdamW on the host
+  bool offload_overlap = true;     // offload with dp = 1: gradients copied to the host during the backward
   double host_memory = 0.0;      // bytes of host memory per node; 0 = this host's RAM (unknown for --gpu what-ifs)
 };
 

@@ -14,6 +14,7 @@
 // buffers. Same kernels, same inputs, same tp all-reduces: the tensors, statistics and so the gradients
 // are bit-identical to keeping everything (none).
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "xp/config/config.hpp"
@@ -61,8 +62,13 @@ class GPT2 {
   // Where a stage before the last receives the gradient of output(slot) before backward. Apart from
   // input_grad(), so a stage may send one while receiving the other.
   Real* output_grad() { return grad_act(g_.doutput); }
-  // Adds to grads the gradient of dloss · Σ losses of the micro-batch in `slot`.
-  void backward(int slot, float dloss);
+  // Adds to grads the gradient of dloss · Σ losses of the micro-batch in `slot`. `written`, where given,
+  // is told each range [first, last) of the flat gradient buffer as soon as this call has queued its last
+  // write to it (the head's tensors, then each block from the last, then wte and wpe), in that order; the
+  // ranges are disjoint and cover the buffer. On the stage's last micro-batch they are then final but for
+  // later reductions (the tied wte over pp, dp): optimizer offload copies them to the host from there.
+  using GradsWritten = std::function<void(int64_t first, int64_t last)>;
+  void backward(int slot, float dloss, const GradsWritten& written = nullptr);
   // Gradient of input(slot) after backward (not on the first stage); valid until the next backward.
   Real* input_grad() { return grad_act(g_.dresidual); }
 

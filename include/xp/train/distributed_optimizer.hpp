@@ -21,6 +21,7 @@
 #include "xp/core/types.hpp"
 #include "xp/model/gpt2.hpp"
 #include "xp/parallel/grid.hpp"
+#include "xp/train/grad_copy.hpp"
 #include "xp/train/host_optimizer.hpp"
 #include "xp/train/optimizer.hpp"
 
@@ -40,19 +41,28 @@ ZeroShard zero_shard(int64_t parameters, int dp, int dp_rank, bool zero);
 // with (with dp = 1 ZeRO-1 would only add a copy of the gradients; the arithmetic is the same).
 inline bool shards_optimizer(int zero_stage, int dp) { return zero_stage == 1 && dp > 1; }
 
+// Whether offload's gradient copies overlap the backward (GradientCopies): only without dp replicas, whose
+// gradients are final only after the all-reduce of the whole buffer; with them the copies follow it.
+inline bool overlaps_offload_copies(const ParallelConfig& parallel, int dp) {
+  return parallel.optimizer_offload && parallel.offload_overlap && dp == 1;
+}
+
 // Floats the optimizer allocates, by the kinds the allocation ledger counts.
 struct OptimizerBuffers {
   int64_t moments = 0;      // of m and of v each (Optimizer); 0 with offload
   int64_t shard_grads = 0;  // ZeRO-1: the dp-summed gradients of the slice (Grads); 0 without
-  OffloadBuffers host;      // with offload: master weights, m, v and the gradient chunk (Host); else 0
+  OffloadBuffers host;      // with offload: master weights, m, v and the gradient chunk or copy (Host); else 0
 };
-OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero, bool offload = false);
+// `overlap`: offload's gradient staging is the whole range's host copy (overlaps_offload_copies).
+OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero, bool offload = false, bool overlap = false);
 
 // Where the optimizer keeps its state: on the device with the model (threads unused), or offloaded to
 // host memory and updated by `threads` host threads.
+// `overlap`: the gradient copies overlap the backward (overlaps_offload_copies; GradientCopies).
 struct OffloadOptions {
   bool enabled = false;
   int threads = 1;
+  bool overlap = false;
 };
 
 // The two AdamW moments a checkpoint keeps of the optimizer besides the step; with offload also the fp32
@@ -94,6 +104,19 @@ class DistributedOptimizer {
   // copy). Collective over dp with ZeRO-1 and offload (an all-gather).
   void weights_loaded();
 
+  // Offload with overlap (OffloadOptions::overlap): the trainer starts a step's gradient copies with
+  // reset_grad_copies() (which waits for copies in flight and empties the ledger; after a bad step too),
+  // hands each range of the flat buffer to copy_final_grads() once no write or reduction is left for it
+  // (the stage's last backward, the tied wte after its all-reduce), and step() updates from the host copy
+  // (the ledger checked) — or copies as without overlap where the step started none. Without overlap
+  // these do nothing.
+  bool overlaps_grad_copies() const { return copies_ != nullptr; }
+  void reset_grad_copies();
+  void copy_final_grads(int64_t first, int64_t last);
+  // The step's copies so far (tests) and the host copy of [begin, end)'s gradients; empty, null without.
+  std::vector<std::pair<int64_t, int64_t>> grad_copy_ledger() const;
+  const float* host_grads() const { return host_adamw_ ? host_adamw_->gradient_copy() : nullptr; }
+
  private:
   const float* reduced_grads() const;  // the dp-summed gradients of [begin, end)
   // Offload: this rank's master range into the model's fp32_weights(), all-gathered over dp with ZeRO-1,
@@ -108,6 +131,7 @@ class DistributedOptimizer {
   std::unique_ptr<AdamW> adamw_;         // on the device, or
   std::unique_ptr<HostAdamW> host_adamw_;  // offloaded
   FloatBuffer shard_grads_;  // ZeRO-1 only
+  std::unique_ptr<GradientCopies> copies_;  // offload with overlap only
 };
 
 }  // namespace xp

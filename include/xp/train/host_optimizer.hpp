@@ -1,31 +1,31 @@
 #pragma once
 // AdamW with its state in host memory (optimizer_offload, as DeepSpeed's ZeRO-Offload): the fp32 master
 // weights and both moments of the range [begin, end) live in host memory only (pinned on GPU builds, so
-// the copies run at PCIe speed); the gradients come device→host one bounded chunk at a time, the rank's
-// host threads update the chunk, and the updated master chunk goes back host→device into the model's fp32
-// weights on the device (GPT2::fp32_weights(): on bf16 builds the gradient buffer, whose chunk was just
-// read — no fp32 params are kept there), from which the compute copy is converted on the device. The
-// arithmetic is AdamW's own (adamw_update_segments_host), so the losses equal the device optimizer's bit
-// for bit.
+// the copies run at PCIe speed); the gradients come device→host one bounded chunk at a time (or are in
+// the host copy already: below), the rank's host threads update the chunk, and the updated master chunk
+// goes back host→device into the model's fp32 weights on the device (GPT2::fp32_weights(): on bf16
+// builds the gradient buffer, whose chunk was just read — no fp32 params are kept there), from which the
+// compute copy is converted on the device. The arithmetic is AdamW's own (adamw_update_segments_host), so
+// the losses equal the device optimizer's bit for bit.
 //
-// Why the gradient copies do not overlap the backward yet (the "where the stream allows"), and
-// what it would take. Today step() starts after the whole backward, the dp reduction, the clipping norm
-// and the guard's verdict, and each copy waits for the one program stream (device_stream()). A chunk
-// [first, last) of the flat buffer is final once (a) the last micro-batch's backward has run over every
-// tensor it covers — the buffer is laid out embedding, blocks 0..L-1, head, and backward walks it from
-// the back, so chunks become final from the end of the buffer forwards, except wte's, which the head's
-// backward touches first and the embedding's backward last (and tie_embedding_grads after both); and (b)
-// its dp reduction is done, which today is one all_reduce / reduce_scatter of the whole buffer after the
-// backward, so with dp > 1 nothing is final before that collective. An overlap needs: GPT2::backward to
-// report, on the last micro-batch, the lowest flat offset whose gradients are complete (a callback after
-// each block's backward); a second CUDA stream and one cudaEvent per chunk recorded on the program stream
-// at that point, cudaMemcpyAsync of the chunk on the copy stream into a second pinned staging buffer
-// (double-buffered, so the host update of chunk k overlaps the copy of chunk k+1); for dp > 1 the
-// reduction cut into the same chunks (bucketed all-reduces, as DDP does) so each chunk is final early;
-// and the AdamW update itself still waits for the global gradient norm and the guard's verdict, so only
-// the copies move into the backward, not the updates. With pp > 1 the last micro-batch's backward is the
-// cooldown's last step, after which nothing of the stage's backward is left to overlap. None of this can
-// be exercised on the CPU builds (copy_memory is memcpy there), which is why it waits for a GPU to test on.
+// The gradient copies and the backward (the "where the stream allows"). A chunk [first, last) of
+// the flat buffer is final once (a) the last micro-batch's backward has run over every tensor it covers —
+// the buffer is laid out embedding, blocks 0..L-1, head, and backward walks it from the back, except wte,
+// which the head's backward touches first and the embedding's last (and tie_embedding_grads after both
+// where pp > 1); and (b) its dp reduction is done. No tensor-parallel reduction of parameter gradients is
+// needed: replicated tensors (LayerNorms, row-parallel biases, wpe) get the same gradient on every tp
+// rank, because their inputs and output gradients are all-reduced activations.
+//   With dp = 1 (offload_overlap, on by default; GradientCopies, train/grad_copy.hpp) the trainer hands
+// each range to the copies as GPT2::backward reports it on the last micro-batch (the tied wte after its
+// all-reduce): on GPU builds a cudaMemcpyAsync on a copy stream of its own, after an event on the program
+// stream, into `gradient_copy()`, a pinned host copy of the whole range (4 B per parameter more host
+// memory than the chunk, counted by the plan), and step() updates from it without copying. By the end of
+// the backward only the embedding's copy (and on pp > 1 wte's, after the tie) is left to wait for. The
+// clipping norm and the step guard still read the device's gradients; the update still waits for them.
+//   With dp > 1 nothing is final before the all-reduce / reduce-scatter of the whole buffer, so step()
+// copies chunk by chunk after it, as without overlap. Overlapping those too would need the reduction
+// cut into the same chunks (bucketed all-reduces, as DDP does); overlapping the host update of chunk k
+// with the copy of chunk k+1 needs double-buffered staging. Neither is done.
 #include <cstdint>
 #include <vector>
 
@@ -46,19 +46,22 @@ using PinnedFloats = Kokkos::View<float*, PinnedSpace>;
 // out of the memory plan's way.
 constexpr int64_t offload_chunk_floats = int64_t{16} << 20;
 
-// Floats the offloaded optimizer keeps in host memory for a range of `size` parameters.
+// Floats the offloaded optimizer keeps in host memory for a range of `size` parameters. `whole`: the
+// gradient staging holds the whole range (the gradient copy the backward fills: GradientCopies).
 struct OffloadBuffers {
   int64_t state = 0;    // of the master weights, of m and of v each
-  int64_t staging = 0;  // the gradient chunk
+  int64_t staging = 0;  // the gradient chunk, or with `whole` the range's gradients
 };
-OffloadBuffers offload_buffers(int64_t size, int64_t chunk = offload_chunk_floats);
+OffloadBuffers offload_buffers(int64_t size, int64_t chunk = offload_chunk_floats, bool whole = false);
 
 class HostAdamW {
  public:
   // `threads`: the rank's host threads (the same count BLAS gets; the two never run at once). `chunk`:
   // floats of gradients per copy (smaller only in tests, which check that the chunking changes nothing).
+  // `whole_grads`: the staging holds all end - begin gradients (gradient_copy()), which step() may find
+  // filled already.
   HostAdamW(const ParameterLayout& layout, const TrainConfig& train, int64_t begin, int64_t end, int threads,
-            int64_t chunk = offload_chunk_floats);
+            int64_t chunk = offload_chunk_floats, bool whole_grads = false);
 
   // The master weights of the range from weights[0, end - begin) (device memory on GPU builds): the
   // initial weights GPT2::init_weights wrote there. Later loads (a resume, a rollback) write `master`.
@@ -66,7 +69,11 @@ class HostAdamW {
   // One update from grads[0, end - begin) × grad_scale (device memory on GPU builds); the updated master
   // weights are copied to weights[0, end - begin). `weights` may be `grads` itself: each chunk of gradients
   // is copied out before its updated weights are written back.
-  void step(const float* grads, float* weights, double lr, double grad_scale);
+  // `grads_on_host`: gradient_copy() holds the step's gradients already (GradientCopies filled it during
+  // the backward); `grads` is not read then.
+  void step(const float* grads, float* weights, double lr, double grad_scale, bool grads_on_host = false);
+  // The host copy of the range's gradients where the staging holds all of them (whole_grads), else null.
+  float* gradient_copy() { return whole_ ? staging_.data() : nullptr; }
   void set_steps_taken(int64_t steps) { steps_taken_ = steps; }
   int64_t begin() const { return begin_; }
   int64_t end() const { return end_; }
@@ -76,7 +83,8 @@ class HostAdamW {
  private:
   std::vector<int64_t> segment_ends_;  // of the range's decay segments (host arrays: the update runs here)
   std::vector<int8_t> segment_decay_;
-  PinnedFloats staging_;  // one chunk of gradients
+  PinnedFloats staging_;  // one chunk of gradients, or (whole_) all of the range's
+  bool whole_ = false;
   TrainConfig train_;
   int64_t begin_, end_;
   int threads_;

@@ -67,12 +67,15 @@ class Trainer {
   const RunPlan& plan() const { return plan_; }
   const ParallelGrid& grid() const { return *grid_; }
   GPT2& model() { return *model_; }
+  const DistributedOptimizer& optimizer() const { return *optimizer_; }
   int64_t steps_done() const { return steps_done_; }
   const DataCursor& data_cursor() const { return train_data_->cursor; }
   int64_t global_batch_sequences() const;
 
  private:
-  void run_pipeline();                   // forward/backward of this step's micro-batches (loss sum on the device)
+  // Forward/backward of this step's micro-batches (the loss sum stays on the device). `copy_grads`:
+  // offload's overlapped gradient copies start during the stage's last backward.
+  void run_pipeline(bool copy_grads);
   void tie_embedding_grads();            // sums wte's gradients of the first and the last stage
   double mean_loss(double loss_sum, int64_t sequences) const;  // over the world, per token
   void read_micro_batch(int micro);      // this replica's rows of micro-batch `micro` into sequences_
