@@ -133,4 +133,36 @@ void cross_entropy_bwd(Real* dlogits, const Real* logits, const float* lse, cons
   });
 }
 
+double cross_entropy_fwd_bwd(float* losses, float* lse, Real* dlogits, const Real* logits, const int32_t* targets,
+                             float dloss, int N, int V, int Vp, double* loss_total) {
+#if defined(XP_ENABLE_CUDA)
+  if (use_fused_kernels()) {  // the online pass, then dlogits from the row again (in L2), in one kernel
+    cuda::classifier_fwd_bwd(losses, lse, dlogits, logits, targets, dloss, N, V, Vp, fused_stream());
+    return sum_losses(losses, N, loss_total);
+  }
+#endif
+  // cross_entropy_fwd's kernel, then cross_entropy_bwd's loop over the row in the same team, with the same
+  // expressions (so the same bits): the row is read from memory once on a CPU (it stays in cache).
+  Kokkos::parallel_for("xp::cross_entropy_fwd_bwd", row_policy(N), KOKKOS_LAMBDA(const RowMember& team) {
+    const int64_t n = team.league_rank();
+    const Real* row = logits + n * Vp;
+    Real* drow = dlogits + n * Vp;
+    const float max_logit = team_row_max(team, row, V);
+    const float sum_exp = team_row_sum_exp(team, row, V, max_logit);
+    const int target = targets[n];
+    const float log_sum = max_logit + math::log(sum_exp);
+    const float target_logit = to_float(row[target]);
+    team.team_barrier();  // every thread has read what it needs of the row before dlogits overwrite it
+    Kokkos::single(Kokkos::PerTeam(team), [&]() {
+      lse[n] = log_sum;
+      losses[n] = log_sum - target_logit;
+    });
+    team_for(team, Vp, [&](int v) {
+      const float softmax = v < V ? math::exp(to_float(row[v]) - log_sum) : 0.0f;
+      drow[v] = to_real(dloss * (softmax - (v == target ? 1.0f : 0.0f)));
+    });
+  });
+  return sum_losses(losses, N, loss_total);
+}
+
 }  // namespace xp

@@ -23,7 +23,9 @@ GPT2::GPT2(const ModelConfig& model, const Placement& placement, Communicator& t
       max_batch_(max_batch),
       slots_(slots),
       recompute_(recompute),
-      batch_(slots, 0) {
+      batch_(slots, 0),
+      dlogits_ready_(slots, 0),
+      dlogits_dloss_(slots, 0.0f) {
   const Placement& place = layout_.placement();
   XP_REQUIRE(place.tp_size == tp.size(), "placement tp_size does not match the tensor-parallel group");
   C_local_ = model.n_embd / place.tp_size;
@@ -144,6 +146,10 @@ void GPT2::forward_accumulate(int slot, const int32_t* sequences, int B) {
   run_forward(slot, sequences, B, loss_total_.data());
 }
 
+void GPT2::forward_train(int slot, const int32_t* sequences, int B, float dloss) {
+  run_forward(slot, sequences, B, loss_total_.data(), &dloss);
+}
+
 double GPT2::take_loss_total() {
   if (!layout_.placement().has_head) return 0.0;
   Kokkos::View<double, Kokkos::HostSpace> total("xp::loss_total_host");
@@ -153,8 +159,9 @@ double GPT2::take_loss_total() {
   return total();
 }
 
-double GPT2::run_forward(int slot, const int32_t* sequences, int B, double* loss_total) {
+double GPT2::run_forward(int slot, const int32_t* sequences, int B, double* loss_total, const float* dloss) {
   XP_REQUIRE(slot >= 0 && slot < slots_ && B <= max_batch_, "micro-batch does not fit the model's buffers");
+  dlogits_ready_[slot] = 0;  // this forward writes new logits
   const Placement& place = layout_.placement();
   const int T = model_.seq_len, C = model_.n_embd;
   const int N = B * T;
@@ -176,10 +183,10 @@ double GPT2::run_forward(int slot, const int32_t* sequences, int B, double* loss
                                  weight(layout_.wpe()), B, T, C, vocab_start_, vocab_local_, tp_);
   }
   for (int l = place.first_layer; l < place.last_layer; ++l) block_fwd(block_acts(slot, l), layout_.block(l), B, false);
-  return place.has_head ? loss_fwd(slot, N, loss_total) : 0.0;
+  return place.has_head ? loss_fwd(slot, N, loss_total, dloss) : 0.0;
 }
 
-double GPT2::loss_fwd(int slot, int N, double* loss_total) {
+double GPT2::loss_fwd(int slot, int N, double* loss_total, const float* dloss) {
   const int C = model_.n_embd, VL = vocab_local_;
   const int64_t maxN = int64_t{max_batch_} * model_.seq_len;
   Real* lnf = act(slot, a_.lnf);
@@ -187,6 +194,12 @@ double GPT2::loss_fwd(int slot, int N, double* loss_total) {
   layernorm_fwd(lnf, stat(slot, s_.lnf_mean), stat(slot, s_.lnf_rstd), output(slot), weight(layout_.lnf_w()),
                 weight(layout_.lnf_b()), N, C);
   column_parallel_fwd(logits, lnf, weight(layout_.wte()), nullptr, N, C, VL);  // this rank's vocabulary
+  if (dloss && tp_.size() == 1) {  // training on one rank: dlogits over the logits in the same pass
+    dlogits_ready_[slot] = 1;
+    dlogits_dloss_[slot] = *dloss;
+    return cross_entropy_fwd_bwd(stat(slot, s_.losses), stat(slot, s_.lse), logits, logits,
+                                 targets_.data() + slot * maxN, *dloss, N, vocab_valid_, VL, loss_total);
+  }
   return vocab_parallel_cross_entropy_fwd(stat(slot, s_.losses), stat(slot, s_.lse), stat(slot, s_.row_stats), logits,
                                           targets_.data() + slot * maxN, N, vocab_valid_, VL, vocab_start_, tp_,
                                           loss_total);
@@ -207,10 +220,16 @@ void GPT2::backward(int slot, float dloss, const GradsWritten& written) {
   auto dresidual_view = Kokkos::subview(grad_acts_, std::make_pair(g_.dresidual, g_.dresidual + NC));
 
   if (place.has_head) {
-    // Loss and LM head: dlogits overwrite the logits; the head's input gradient is summed over tp.
+    // Loss and LM head: dlogits overwrite the logits (already, after forward_train); the head's input gradient
+    // is summed over tp.
     Real* logits = act(slot, a_.logits);
-    cross_entropy_bwd(logits, logits, stat(slot, s_.lse), targets_.data() + slot * maxN, dloss, N, vocab_valid_,
-                      vocab_local_, vocab_start_);
+    if (dlogits_ready_[slot]) {
+      XP_REQUIRE(dlogits_dloss_[slot] == dloss, "backward: dloss differs from the one forward_train used");
+    } else {
+      cross_entropy_bwd(logits, logits, stat(slot, s_.lse), targets_.data() + slot * maxN, dloss, N, vocab_valid_,
+                        vocab_local_, vocab_start_);
+    }
+    dlogits_ready_[slot] = 0;  // the logits buffer holds dlogits either way
     column_parallel_bwd(dC, grad(layout_.wte()), nullptr, logits, act(slot, a_.lnf), weight(layout_.wte()), N, C,
                         vocab_local_, tp_);
     Kokkos::deep_copy(exec_space(), dresidual_view, Real(0.0f));

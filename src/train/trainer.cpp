@@ -218,6 +218,7 @@ void Trainer::run_pipeline(bool copy_grads) {
   const int B = config_.train.batch_size, stages = grid_->layout().pp, stage = grid_->pp_rank();
   const int last_micro_batch = config_.train.grad_accum_steps - 1;
   const size_t activation = size_t(B) * config_.model.seq_len * config_.model.n_embd;
+  // Known before any forward (clipping, the guard come later and act on whole gradients; no loss scale).
   const float dloss = 1.0f / static_cast<float>(global_batch_sequences() * config_.model.seq_len);
   Communicator& pp = grid_->pp();
   // A send waits to be posted together with this stage's next receive, so neighbours that both send
@@ -246,7 +247,7 @@ void Trainer::run_pipeline(bool copy_grads) {
     if (op.op == PipeOp::Forward) {
       read_micro_batch(op.micro_batch);
       if (!grid_->first_stage()) receive(model_->input(slot), stage - 1);
-      model_->forward_accumulate(slot, sequences_.data(), B);  // the loss sum stays on the device
+      model_->forward_train(slot, sequences_.data(), B, dloss);  // loss sum on the device; dlogits kept in slot
       if (!grid_->last_stage()) send(model_->output(slot), stage + 1);
     } else {
       if (!grid_->last_stage()) receive(model_->output_grad(), stage + 1);

@@ -1,10 +1,12 @@
-// cross_entropy_fwd / cross_entropy_bwd against float64 softmax cross-entropy and its finite differences.
+// cross_entropy_fwd / cross_entropy_bwd against float64 softmax cross-entropy and its finite differences;
+// cross_entropy_fwd_bwd against the two.
 #include "xp/kernels/cross_entropy.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/reference.hpp"
 
@@ -105,6 +107,40 @@ TEST(CrossEntropy, BackwardInPlaceMatchesFiniteDifferences) {
                     Vp);
   expect_close(to_host(x.logits_device), cross_entropy_gradient(x.logits), dlogits_tolerance,
                "dlogits_in_place");
+}
+
+// Training's fused pass (cross_entropy_fwd_bwd) gives the bits of the forward then the backward: losses, lse,
+// the returned sum, the sum added to a device total, and dlogits, in place or into another buffer. In the CUDA
+// build through the default (fused) path; the device's bits are tested in test_fused_classifier_fwd_bwd.cpp.
+TEST(CrossEntropy, FusedForwardBackwardHasTheBitsOfForwardThenBackward) {
+  CrossEntropyInputs separate, fused;
+  const double sum = separate.forward();
+  RealBuffer dlogits = to_device_real(Floats(N * Vp, garbage));
+  cross_entropy_bwd(dlogits.data(), separate.logits_device.data(), separate.lse.data(),
+                    separate.targets_device.data(), dloss, N, V, Vp);
+  const Floats expected = to_host(dlogits);
+
+  RealBuffer other = to_device_real(Floats(N * Vp, garbage));
+  const double other_sum = cross_entropy_fwd_bwd(fused.losses.data(), fused.lse.data(), other.data(),
+                                                 fused.logits_device.data(), fused.targets_device.data(), dloss, N, V,
+                                                 Vp);
+  EXPECT_EQ(std::memcmp(&sum, &other_sum, sizeof sum), 0) << sum << " vs " << other_sum;
+  EXPECT_EQ(to_host(fused.losses), to_host(separate.losses));
+  EXPECT_EQ(to_host(fused.lse), to_host(separate.lse));
+  EXPECT_EQ(to_host(other), expected);
+
+  Kokkos::View<double*> total("test::loss_total", 1);
+  Kokkos::deep_copy(total, 0.25);  // added to, as the model's step total
+  FloatBuffer losses = to_device(Floats(N, garbage)), lse = to_device(Floats(N, garbage));
+  const double returned = cross_entropy_fwd_bwd(losses.data(), lse.data(), fused.logits_device.data(),
+                                                fused.logits_device.data(), fused.targets_device.data(), dloss, N, V,
+                                                Vp, total.data());
+  EXPECT_EQ(returned, 0.0);
+  const auto host_total = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace{}, total);
+  const double expected_total = 0.25 + sum;
+  EXPECT_EQ(std::memcmp(&host_total(0), &expected_total, sizeof sum), 0) << host_total(0) << " vs " << expected_total;
+  EXPECT_EQ(to_host(losses), to_host(separate.losses));
+  EXPECT_EQ(to_host(fused.logits_device), expected) << "in place";
 }
 
 }  // namespace

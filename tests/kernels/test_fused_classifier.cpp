@@ -22,8 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cuda/classifier_math.hpp"
-#include "kernels/reference.hpp"
+#include "kernels/classifier_support.hpp"
 #include "xp/kernels/cross_entropy.hpp"
 #include "xp/kernels/kernel_path.hpp"
 
@@ -31,77 +30,7 @@ namespace xp::test {
 namespace {
 
 using classifier::Online;
-using simt::bf16;
-
-constexpr float dloss = 1.0f / 3.0f;
-
-// simt::bf16 is 16 bits on the host and __nv_bfloat16 where nvcc compiles the test (the CUDA build).
-std::uint16_t bits_of(bf16 x) {
-  std::uint16_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return bits;
-}
-
-double lse_tolerance(double lse) { return 6e-6 + std::ldexp(std::abs(lse), -22); }
-double dlogit_tolerance(double exact, double softmax) {
-  return std::ldexp(std::abs(exact), -8) + 1e-5 * std::abs(dloss) * softmax + 1e-37;
-}
-
-// N rows of `stride` bf16 logits whose first element sits `misaligned` elements past a 16-byte boundary.
-struct Logits {
-  Logits(int rows, int row_stride, int misaligned)
-      : N(rows), stride(row_stride), storage(size_t(rows) * row_stride + 16) {
-    const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
-    offset = static_cast<int>((16 - address % 16) % 16 / 2) + misaligned;
-  }
-  bf16* data() { return storage.data() + offset; }
-  const bf16* row(int n) const { return storage.data() + offset + int64_t{n} * stride; }
-  double value(int n, int v) const { return simt::load(row(n)[v]); }
-  void set(int n, int v, float x) { data()[int64_t{n} * stride + v] = simt::store_bf16(x); }
-
-  int N, stride, offset = 0;
-  std::vector<bf16> storage;
-};
-
-Logits random_logits(int N, int stride, int misaligned, uint32_t seed, double lo = -4.0, double hi = 4.0) {
-  Logits logits(N, stride, misaligned);
-  const Floats values = random_floats(size_t(N) * stride, seed, lo, hi);
-  for (int n = 0; n < N; ++n)
-    for (int v = 0; v < stride; ++v) logits.set(n, v, values[size_t(n) * stride + v]);
-  return logits;
-}
-
-Tokens random_targets(int N, int V, uint32_t seed) {
-  const Floats u = random_floats(N, seed, 0.0, 1.0);
-  Tokens targets(N);
-  for (int n = 0; n < N; ++n) targets[n] = std::min(V - 1, static_cast<int>(u[n] * V));
-  return targets;
-}
-
-// float64: log Σ_{v < valid} exp(logit_v) of row n, with the max subtracted first.
-double reference_lse(const Logits& logits, int n, int first, int valid) {
-  double m = -1e300, s = 0.0;
-  for (int v = first; v < first + valid; ++v) m = std::max(m, logits.value(n, v));
-  for (int v = first; v < first + valid; ++v) s += std::exp(logits.value(n, v) - m);
-  return m + std::log(s);
-}
-
-struct Shape {
-  int N, V, Vp, misaligned, threads;
-  std::string name() const {
-    return "N " + std::to_string(N) + " V " + std::to_string(V) + " Vp " + std::to_string(Vp) + " +" +
-           std::to_string(misaligned) + " threads " + std::to_string(threads);
-  }
-};
-
-// Every row start: aligned, 2..14 bytes past a boundary (V = 1001 rows drift through all of them), one row,
-// rows shorter than a pack, several packs per thread at 32 threads.
-const std::vector<Shape> shapes = {
-    {4, 50257, 50304, 0, classifier::block_threads}, {3, 50257, 50304, 3, classifier::block_threads},
-    {8, 1001, 1001, 0, classifier::block_threads},   {8, 1001, 1008, 5, 32},
-    {1, 7, 7, 0, classifier::block_threads},         {1, 7, 8, 7, 32},
-    {5, 1, 8, 1, 32},                                {2, 4099, 4104, 2, 64},
-};
+using namespace fused_classifier;
 
 // Every row start the kernels meet: the packs begin on a 16-byte boundary (the device's 128-bit loads
 // need it), the head and tail are shorter than a pack, and the three parts cover the row once.

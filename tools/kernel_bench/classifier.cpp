@@ -2,7 +2,8 @@
 // Kokkos ones (xp/kernels/cross_entropy.hpp on the Kokkos path) at GPT-2 124M's head, B·T = 32768 rows of
 // Vp = 50304 bf16 logits (50257 real), on one rank and as one of two tp ranks (25152 columns each).
 // Bytes are what the kernel must move: the valid logits read, dlogits written over whole rows, and the
-// per-row fp32 statistics and int32 targets.
+// per-row fp32 statistics and int32 targets. The fused fwd_bwd and the separate fwd + bwd are reported with
+// the bytes of the fused pass (its floor), so their GB/s compare as speed.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -68,6 +69,23 @@ void run_one_rank(cudaStream_t stream) {
   set_kernel_path(KernelPath::Kokkos);
   report("classifier_bwd", shape, "kokkos", bwd_bytes,
          median_us([&] { cross_entropy_bwd(b.dlogits, b.logits, lse, b.targets, 1.0f / N, N, V, Vp, 0); }, stream));
+  set_kernel_path(KernelPath::Fused);
+
+  // Training's one pass (tp = 1): the forward's read and the backward's write, the row read again from L2.
+  // Into b.dlogits (training writes over the logits; out of place the logits stay the same for every repeat,
+  // and the bytes moved are the same). Against it: the separate forward then backward, 9.9 GB.
+  const double fwd_bwd_bytes = 2.0 * N * V + 2.0 * N * Vp + 12.0 * N;
+  report("classifier_fwd_bwd", shape, "fused", fwd_bwd_bytes, median_us([&] {
+           cuda::classifier_fwd_bwd(losses, lse, b.dlogits, b.logits, b.targets, 1.0f / N, N, V, Vp, stream);
+         }, stream));
+  report("classifier_fwd+bwd (separate)", shape, "fused", fwd_bwd_bytes, median_us([&] {
+           cuda::classifier_fwd(losses, lse, b.logits, b.targets, N, V, Vp, stream);
+           cuda::classifier_bwd(b.dlogits, b.logits, lse, b.targets, 1.0f / N, N, V, Vp, 0, stream);
+         }, stream));
+  set_kernel_path(KernelPath::Kokkos);
+  report("classifier_fwd_bwd", shape, "kokkos", fwd_bwd_bytes, median_us([&] {
+           cross_entropy_fwd_bwd(losses, lse, b.dlogits, b.logits, b.targets, 1.0f / N, N, V, Vp);
+         }, stream));
   set_kernel_path(KernelPath::Fused);
 }
 

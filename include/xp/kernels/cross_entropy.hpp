@@ -34,4 +34,11 @@ double cross_entropy_fwd(float* losses, float* lse, const Real* logits, const in
 void cross_entropy_bwd(Real* dlogits, const Real* logits, const float* lse, const int32_t* targets, float dloss,
                        int N, int valid, int Vl, int vocab_start = 0);
 
+// cross_entropy_fwd and then cross_entropy_bwd(dlogits, logits, lse, targets, dloss, N, V, Vp) in one pass
+// over each row (one rank only: with tp > 1 lse needs the all-reduces first), for training, where dloss is
+// known before the forward. dlogits may alias logits (then the logits are gone). The same bits as the two
+// calls: losses, lse, the returned sum or loss_total, dlogits.
+double cross_entropy_fwd_bwd(float* losses, float* lse, Real* dlogits, const Real* logits, const int32_t* targets,
+                             float dloss, int N, int V, int Vp, double* loss_total = nullptr);
+
 }  // namespace xp

@@ -53,7 +53,13 @@ class GPT2 {
   // The same forward without that wait (a training step's micro-batches): the sum is added on the device
   // to a total that take_loss_total() returns.
   void forward_accumulate(int slot, const int32_t* sequences, int B);
-  // Σ of forward_accumulate's sums since the last call, in call order (the bits of adding forward()'s
+  // forward_accumulate for training, where backward(slot, dloss) follows with the same dloss: on the last
+  // stage with tp = 1 the classifier's pass also writes dloss · ∂loss/∂logits over the slot's logits
+  // (cross_entropy_fwd_bwd: one read of the logits fewer), and that backward skips the cross-entropy
+  // backward. The same bits as forward_accumulate then backward. Nothing may read the slot's logits in between
+  // (evaluation, sampling and the generator use forward / forward_accumulate or buffers of their own).
+  void forward_train(int slot, const int32_t* sequences, int B, float dloss);
+  // Σ of forward_accumulate's (and forward_train's) sums since the last call, in call order (the bits of adding forward()'s
   // returns on the host), then zeroed: one wait for the device on the last stage; 0 elsewhere, no wait.
   double take_loss_total();
   // The residual stream (B,T,C) this stage passes on (not on the last stage).
@@ -62,11 +68,12 @@ class GPT2 {
   // Where a stage before the last receives the gradient of output(slot) before backward. Apart from
   // input_grad(), so a stage may send one while receiving the other.
   Real* output_grad() { return grad_act(g_.doutput); }
-  // Adds to grads the gradient of dloss · Σ losses of the micro-batch in `slot`. `written`, where given,
-  // is told each range [first, last) of the flat gradient buffer as soon as this call has queued its last
-  // write to it (the head's tensors, then each block from the last, then wte and wpe), in that order; the
-  // ranges are disjoint and cover the buffer. On the stage's last micro-batch they are then final but for
-  // later reductions (the tied wte over pp, dp): optimizer offload copies them to the host from there.
+  // Adds to grads the gradient of dloss · Σ losses of the micro-batch in `slot` (after forward_train, with
+  // its dloss: a different one is an error). `written`, where given, is told each range [first, last) of
+  // the flat gradient buffer as soon as this call has queued its last write to it (the head's tensors,
+  // then each block from the last, then wte and wpe), in that order; the ranges are disjoint and cover
+  // the buffer. On the stage's last micro-batch they are then final but for later reductions (the tied
+  // wte over pp, dp): optimizer offload copies them to the host from there.
   using GradsWritten = std::function<void(int64_t first, int64_t last)>;
   void backward(int slot, float dloss, const GradsWritten& written = nullptr);
   // Gradient of input(slot) after backward (not on the first stage); valid until the next backward.
@@ -112,8 +119,9 @@ class GPT2 {
   void block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bool recompute);
 
   // The forward; the loss sum is returned, or with loss_total added to that device double (returns 0).
-  double run_forward(int slot, const int32_t* sequences, int B, double* loss_total);
-  double loss_fwd(int slot, int N, double* loss_total);
+  // With a dloss (forward_train; tp = 1 only), the head writes the slot's dlogits too.
+  double run_forward(int slot, const int32_t* sequences, int B, double* loss_total, const float* dloss = nullptr);
+  double loss_fwd(int slot, int N, double* loss_total, const float* dloss);
 
   ModelConfig model_;
   ParameterLayout layout_;
@@ -122,6 +130,9 @@ class GPT2 {
   Recompute recompute_;
   int C_local_, heads_local_, vocab_local_, vocab_start_, vocab_valid_;
   std::vector<int> batch_;  // B of each slot's forward
+  // Per slot: whether the forward left dlogits (not logits) in it, and for which dloss.
+  std::vector<char> dlogits_ready_;
+  std::vector<float> dlogits_dloss_;
   ActivationOffsets a_;
   StatOffsets s_;
   GradOffsets g_;

@@ -56,6 +56,28 @@ __global__ void __launch_bounds__(block_threads)
                          threadIdx.x, blockDim.x);
 }
 
+// classifier_fwd_kernel's pass, then classifier_bwd_kernel's over the same row (now mostly in L2), with the
+// lse every thread holds after the block reduction. Thread 0 reads the target logit before that reduction,
+// whose barriers order every read of the forward pass before any store of dlogits (which may alias logits).
+__global__ void __launch_bounds__(block_threads)
+    classifier_fwd_bwd_kernel(float* losses, float* lse, bf16* dlogits, const bf16* logits, const int32_t* targets,
+                              float dloss, int V, int Vp) {
+  __shared__ classifier::Online shared[simt::warp_size];
+  const int64_t n = blockIdx.x;
+  const bf16* row = logits + n * Vp;
+  const int target = targets[n];
+  const float target_logit = threadIdx.x == 0 ? simt::load(row[target]) : 0.0f;
+  const classifier::Online state = classifier::thread_online(row, V, threadIdx.x, blockDim.x);
+  const classifier::Online total =
+      simt::block_allreduce(state, classifier::OnlineCombine{}, classifier::online_identity(), shared);
+  const classifier::RowLoss out = classifier::row_loss(total, target_logit);  // out.lse: the same in every thread
+  if (threadIdx.x == 0) {
+    lse[n] = out.lse;
+    losses[n] = out.loss;
+  }
+  classifier::thread_bwd(dlogits + n * Vp, row, V, Vp, target, out.lse, dloss, threadIdx.x, blockDim.x);
+}
+
 const bf16* as_simt(const __nv_bfloat16* p) { return reinterpret_cast<const bf16*>(p); }
 
 }  // namespace
@@ -88,6 +110,16 @@ void classifier_bwd(__nv_bfloat16* dlogits, const __nv_bfloat16* logits, const f
     ::xp::fatal(__FILE__, __LINE__, "classifier_bwd: dlogits and logits differ in their address modulo 16 bytes");
   classifier_bwd_kernel<<<N, block_threads, 0, stream>>>(reinterpret_cast<bf16*>(dlogits), as_simt(logits), lse,
                                                          targets, dloss, valid, Vl, vocab_start);
+  XP_CUDA_CHECK(cudaGetLastError());
+}
+
+void classifier_fwd_bwd(float* losses, float* lse, __nv_bfloat16* dlogits, const __nv_bfloat16* logits,
+                        const int32_t* targets, float dloss, int N, int V, int Vp, cudaStream_t stream) {
+  if (N == 0) return;
+  if (((reinterpret_cast<std::uintptr_t>(dlogits) ^ reinterpret_cast<std::uintptr_t>(logits)) & 15u) != 0)
+    ::xp::fatal(__FILE__, __LINE__, "classifier_fwd_bwd: dlogits and logits differ in their address modulo 16 bytes");
+  classifier_fwd_bwd_kernel<<<N, block_threads, 0, stream>>>(losses, lse, reinterpret_cast<bf16*>(dlogits),
+                                                             as_simt(logits), targets, dloss, V, Vp);
   XP_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -215,6 +215,22 @@ inline void emulate_sum_exp(float* sum_exp, const bf16* logits, const float* row
   }
 }
 
+// cross_entropy_fwd_bwd: the forward's row statistics and loss, then the backward's dlogits (N, Vp) from the
+// same lse, as the fused kernel does: the target logit is read before the block reduction (the kernel's
+// barrier), so dlogits may alias logits. The same functions as emulate_fwd then emulate_bwd: the same bits.
+inline void emulate_fwd_bwd(float* losses, float* lse, bf16* dlogits, const bf16* logits, const int32_t* targets,
+                            float dloss, int N, int V, int Vp, int threads = block_threads) {
+  for (int n = 0; n < N; ++n) {
+    const std::int64_t offset = std::int64_t{n} * Vp;
+    const float target_logit = simt::load(logits[offset + targets[n]]);
+    const RowLoss out = row_loss(emulate_row_online(logits + offset, V, threads), target_logit);
+    lse[n] = out.lse;
+    losses[n] = out.loss;
+    for (int t = 0; t < threads; ++t)
+      thread_bwd(dlogits + offset, logits + offset, V, Vp, targets[n], out.lse, dloss, t, threads);
+  }
+}
+
 // cross_entropy_bwd: dlogits (N, Vl), which may alias logits.
 inline void emulate_bwd(bf16* dlogits, const bf16* logits, const float* lse, const int32_t* targets, float dloss, int N,
                         int valid, int Vl, int vocab_start, int threads = block_threads) {
