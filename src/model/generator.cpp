@@ -96,10 +96,14 @@ const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
                                  1, n, C, vocab_start_, VL, tp_);
   else
     pipeline_.activations->recv(x, size_t(n) * C, stage - 1);
+  // The training forward's fusions (GPT2::run_forward): each block's residual additions normalise the sum
+  // in the same pass, for ln2, the next block's ln1, and after the model's last block lnf (all n rows:
+  // a row's LayerNorm does not depend on the others).
   for (int l = place.first_layer; l < place.last_layer; ++l) {
     const BlockOffsets& w = layout_.block(l);
     const int64_t cache_index = l - place.first_layer;
-    layernorm_fwd(ln_.data(), mean_.data(), rstd_.data(), x, weight(w.ln1_w), weight(w.ln1_b), n, C);
+    if (l == place.first_layer)  // else the previous block's output step wrote ln_
+      layernorm_fwd(ln_.data(), mean_.data(), rstd_.data(), x, weight(w.ln1_w), weight(w.ln1_b), n, C);
     column_parallel_fwd(qkv_.data(), ln_.data(), weight(w.qkv_w), weight(w.qkv_b), n, C, 3 * CL);
     // This layer's new keys and values join the cache at their positions.
     Real* k = k_cache_.data() + cache_index * cache_layer;
@@ -112,11 +116,19 @@ const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
     });
     cached_attention_fwd(atty_.data(), scores_.data(), qkv, k, v, n, pos, CL, NH, max_tokens_);
     row_parallel_fwd(scratch_.data(), atty_.data(), weight(w.proj_w), n, CL, C, tp_);
-    bias_residual_fwd(x, x, scratch_.data(), weight(w.proj_b), n, C);
-    layernorm_fwd(ln_.data(), mean_.data(), rstd_.data(), x, weight(w.ln2_w), weight(w.ln2_b), n, C);
+    residual_layernorm_fwd(x, ln_.data(), mean_.data(), rstd_.data(), x, scratch_.data(), weight(w.proj_b),
+                           weight(w.ln2_w), weight(w.ln2_b), n, C);
     column_parallel_gelu_fwd(fch_gelu_.data(), fch_.data(), ln_.data(), weight(w.fc_w), weight(w.fc_b), n, C, 4 * CL);
     row_parallel_fwd(scratch_.data(), fch_gelu_.data(), weight(w.fcproj_w), n, 4 * CL, C, tp_);
-    bias_residual_fwd(x, x, scratch_.data(), weight(w.fcproj_b), n, C);
+    const bool next_block = l + 1 < place.last_layer;
+    if (next_block || place.has_head) {
+      const int64_t ln_w = next_block ? layout_.block(l + 1).ln1_w : layout_.lnf_w();
+      const int64_t ln_b = next_block ? layout_.block(l + 1).ln1_b : layout_.lnf_b();
+      residual_layernorm_fwd(x, ln_.data(), mean_.data(), rstd_.data(), x, scratch_.data(), weight(w.fcproj_b),
+                             weight(ln_w), weight(ln_b), n, C);
+    } else {
+      bias_residual_fwd(x, x, scratch_.data(), weight(w.fcproj_b), n, C);  // the next stage normalises it
+    }
   }
   position_ += n;
   if (!place.has_head) {
@@ -125,10 +137,8 @@ const std::vector<float>& Generator::feed(const std::vector<int32_t>& tokens) {
     logits_out_.clear();
     return logits_out_;
   }
-  // Final LayerNorm and this rank's vocabulary slice of the LM head, for the last token only.
-  layernorm_fwd(ln_.data(), mean_.data(), rstd_.data(), x + int64_t{n - 1} * C, weight(layout_.lnf_w()),
-                weight(layout_.lnf_b()), 1, C);
-  column_parallel_fwd(logits_.data(), ln_.data(), weight(layout_.wte()), nullptr, 1, C, VL);
+  // This rank's vocabulary slice of the LM head, for the last token only (its lnf row is in ln_).
+  column_parallel_fwd(logits_.data(), ln_.data() + int64_t{n - 1} * C, weight(layout_.wte()), nullptr, 1, C, VL);
   const Real* logits = logits_.data();
   float* local = local_logits_.data();
   Kokkos::parallel_for("xp::generate_logits_fp32", Range(0, VL), KOKKOS_LAMBDA(int64_t i) { local[i] = to_float(logits[i]); });

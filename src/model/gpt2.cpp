@@ -111,7 +111,7 @@ GPT2::BlockActivations GPT2::block_acts(int slot, int layer) {
   return x;
 }
 
-void GPT2::block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bool recompute) {
+void GPT2::block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bool recompute, bool ln1_ready) {
   const int T = model_.seq_len, C = model_.n_embd, CL = C_local_, NH = heads_local_;
   const int N = B * T;
   Real* scratch = grad_act(g_.scratch);
@@ -120,7 +120,10 @@ void GPT2::block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bo
   // same kernels on the same inputs give the forward's bits again, statistics included. qkv holds this
   // rank's heads.
   auto run = [recompute](const BlockTensor& out) { return !recompute || !out.kept; };
-  if (run(a_.ln1)) layernorm_fwd(x.ln1, x.ln1_mean, x.ln1_rstd, x.residual, weight(w.ln1_w), weight(w.ln1_b), N, C);
+  // ln1 here gives the bits of the previous block's fused output step (residual_layernorm_fwd's contract),
+  // so recomputing it in backward needs no knowledge of where the forward ran it.
+  if (run(a_.ln1) && !ln1_ready)
+    layernorm_fwd(x.ln1, x.ln1_mean, x.ln1_rstd, x.residual, weight(w.ln1_w), weight(w.ln1_b), N, C);
   if (run(a_.qkv)) column_parallel_fwd(x.qkv, x.ln1, weight(w.qkv_w), weight(w.qkv_b), N, C, 3 * CL);
   if (run(a_.atty)) attention_fwd(x.atty, x.att, x.qkv, B, T, CL, NH);
   // residual2 = residual + proj + bias, normalised in the same pass where both are (re)computed; either
@@ -135,9 +138,31 @@ void GPT2::block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bo
     layernorm_fwd(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, weight(w.ln2_w), weight(w.ln2_b), N, C);
   }
   if (run(a_.fch)) column_parallel_gelu_fwd(fch_gelu, x.fch, x.ln2, weight(w.fc_w), weight(w.fc_b), N, C, 4 * CL);
-  if (recompute) return;  // backward needs nothing of the block's output
-  row_parallel_fwd(scratch, fch_gelu, weight(w.fcproj_w), N, 4 * CL, C, tp_);
-  bias_residual_fwd(x.residual3, x.residual2, scratch, weight(w.fcproj_b), N, C);
+}
+
+GPT2::Norm GPT2::next_norm(int slot, int layer) {
+  const Placement& place = layout_.placement();
+  if (layer + 1 < place.last_layer) {
+    const BlockActivations next = block_acts(slot, layer + 1);
+    const BlockOffsets& w = layout_.block(layer + 1);
+    return {next.ln1, next.ln1_mean, next.ln1_rstd, weight(w.ln1_w), weight(w.ln1_b)};
+  }
+  if (place.has_head)
+    return {act(slot, a_.lnf), stat(slot, s_.lnf_mean), stat(slot, s_.lnf_rstd), weight(layout_.lnf_w()),
+            weight(layout_.lnf_b())};
+  return {};  // the next stage's first block normalises it on its rank
+}
+
+void GPT2::block_output_fwd(const BlockActivations& x, const BlockOffsets& w, int B, const Norm& next) {
+  const int N = B * model_.seq_len, C = model_.n_embd, CL = C_local_;
+  Real* scratch = grad_act(g_.scratch);
+  row_parallel_fwd(scratch, grad_act(g_.gelu), weight(w.fcproj_w), N, 4 * CL, C, tp_);
+  if (next.out != nullptr) {
+    residual_layernorm_fwd(x.residual3, next.out, next.mean, next.rstd, x.residual2, scratch, weight(w.fcproj_b),
+                           next.weight, next.bias, N, C);
+  } else {
+    bias_residual_fwd(x.residual3, x.residual2, scratch, weight(w.fcproj_b), N, C);
+  }
 }
 
 double GPT2::forward(int slot, const int32_t* sequences, int B) { return run_forward(slot, sequences, B, nullptr); }
@@ -182,7 +207,16 @@ double GPT2::run_forward(int slot, const int32_t* sequences, int B, double* loss
     vocab_parallel_embedding_fwd(input(slot), inputs_.data() + slot * maxN, weight(layout_.wte()),
                                  weight(layout_.wpe()), B, T, C, vocab_start_, vocab_local_, tp_);
   }
-  for (int l = place.first_layer; l < place.last_layer; ++l) block_fwd(block_acts(slot, l), layout_.block(l), B, false);
+  // Each block's output step also normalises it for its reader (next_norm): a stage's first block runs its
+  // own ln1 (on the embedding, or on what the previous stage sent); the others' ln1 and lnf are done.
+  for (int l = place.first_layer; l < place.last_layer; ++l) {
+    const BlockActivations x = block_acts(slot, l);
+    block_fwd(x, layout_.block(l), B, false, l > place.first_layer);
+    block_output_fwd(x, layout_.block(l), B, next_norm(slot, l));
+  }
+  if (place.has_head && place.first_layer == place.last_layer)  // a stage of no blocks: lnf on its input
+    layernorm_fwd(act(slot, a_.lnf), stat(slot, s_.lnf_mean), stat(slot, s_.lnf_rstd), output(slot),
+                  weight(layout_.lnf_w()), weight(layout_.lnf_b()), N, C);
   return place.has_head ? loss_fwd(slot, N, loss_total, dloss) : 0.0;
 }
 
@@ -191,8 +225,7 @@ double GPT2::loss_fwd(int slot, int N, double* loss_total, const float* dloss) {
   const int64_t maxN = int64_t{max_batch_} * model_.seq_len;
   Real* lnf = act(slot, a_.lnf);
   Real* logits = act(slot, a_.logits);
-  layernorm_fwd(lnf, stat(slot, s_.lnf_mean), stat(slot, s_.lnf_rstd), output(slot), weight(layout_.lnf_w()),
-                weight(layout_.lnf_b()), N, C);
+  // lnf = layernorm(output(slot)) came with the last block's output (block_output_fwd).
   column_parallel_fwd(logits, lnf, weight(layout_.wte()), nullptr, N, C, VL);  // this rank's vocabulary
   if (dloss && tp_.size() == 1) {  // training on one rank: dlogits over the logits in the same pass
     dlogits_ready_[slot] = 1;

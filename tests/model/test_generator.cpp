@@ -32,6 +32,18 @@ struct TinyModel {
   TinyModel() {
     model.init_weights(generator_weight_seed, generator_init_std);
     auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.params);
+    // Every LayerNorm its own gains and biases (init gives them all 1 and 0), so a LayerNorm fed another's
+    // parameters (the fused residual + LayerNorm steps: ln2, the next block's ln1, lnf) shows.
+    const ParameterLayout& layout = model.layout();
+    std::vector<int64_t> norms = {layout.lnf_w(), layout.lnf_b()};
+    for (int l = 0; l < config.n_layer; ++l) {
+      const BlockOffsets& w = layout.block(l);
+      norms.insert(norms.end(), {w.ln1_w, w.ln1_b, w.ln2_w, w.ln2_b});
+    }
+    for (size_t k = 0; k < norms.size(); ++k)
+      for (int c = 0; c < config.n_embd; ++c) host(norms[k] + c) += 0.3f * std::sin(1.7f * k + 0.37f * c);
+    Kokkos::deep_copy(model.params, host);
+    model.refresh_compute_weights();
     weights.assign(host.data(), host.data() + model.layout().total());
     generator = std::make_unique<Generator>(config, model.layout(), compute_weights(model), *self, config.seq_len);
   }

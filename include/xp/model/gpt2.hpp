@@ -114,9 +114,22 @@ class GPT2 {
     float *ln1_mean, *ln1_rstd, *att, *ln2_mean, *ln2_rstd;
   };
   BlockActivations block_acts(int slot, int layer);
-  // Block w's forward on B sequences; with `recompute`, only the steps whose outputs were not kept, up
-  // to fc+GELU (backward needs nothing after it).
-  void block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bool recompute);
+  // Block w's forward on B sequences up to fc+GELU (backward needs nothing after it), its ln1 included
+  // unless `ln1_ready` (the previous block's output step wrote it); with `recompute`, only the steps
+  // whose outputs were not kept.
+  void block_fwd(const BlockActivations& x, const BlockOffsets& w, int B, bool recompute, bool ln1_ready = false);
+  // A LayerNorm's output, statistics and parameters; out == nullptr for none.
+  struct Norm {
+    Real* out = nullptr;
+    float *mean = nullptr, *rstd = nullptr;
+    const Real *weight = nullptr, *bias = nullptr;
+  };
+  // The LayerNorm of this stage that reads block `layer`'s output: the next block's ln1, lnf after the
+  // model's last block, none where the output goes to the next pipeline stage.
+  Norm next_norm(int slot, int layer);
+  // The block's output, residual3 = residual2 + fcproj(GELU(fch)) + bias, with `next` of it in the same
+  // pass (residual_layernorm_fwd: the bits of the two kernels one after the other).
+  void block_output_fwd(const BlockActivations& x, const BlockOffsets& w, int B, const Norm& next);
 
   // The forward; the loss sum is returned, or with loss_total added to that device double (returns 0).
   // With a dloss (forward_train; tp = 1 only), the head writes the slot's dlogits too.
