@@ -1,0 +1,38 @@
+// The host thread pool of the offloaded optimizer: every part runs exactly once per run, on the thread
+// the documented split names, across many runs of one pool (no lost or doubled wake-ups).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "xp/core/thread_pool.hpp"
+
+namespace xp {
+namespace {
+
+TEST(ThreadPool, EveryPartRunsOncePerRunOnItsThread) {
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.size(), threads);
+    for (int parts : {0, 1, 2, 5, 8, 31}) {
+      for (int run = 0; run < 50; ++run) {
+        std::vector<std::atomic<int>> count(parts);
+        std::vector<std::thread::id> owner(parts);
+        pool.run(parts, [&](int part) {
+          count[part].fetch_add(1);
+          owner[part] = std::this_thread::get_id();
+        });
+        for (int p = 0; p < parts; ++p) {
+          ASSERT_EQ(count[p].load(), 1) << threads << " threads, part " << p << " of " << parts;
+          // The caller is thread 0; parts p and p + size() share a thread.
+          if (p % threads == 0) EXPECT_EQ(owner[p], std::this_thread::get_id());
+          if (p + threads < parts) EXPECT_EQ(owner[p], owner[p + threads]);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace xp
