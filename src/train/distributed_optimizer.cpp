@@ -65,9 +65,8 @@ void DistributedOptimizer::publish_master_weights() {
 
 Real* DistributedOptimizer::compute_weights() const {
   Real* copy = model_.compute_weights_copy();
-  if constexpr (real_is_float) {
-    if (!copy) copy = model_.params.data();
-  }
+  // fp32 builds compute with params themselves (Real is float there; the cast is the identity).
+  if (!copy && real_is_float) copy = reinterpret_cast<Real*>(model_.params.data());
   XP_REQUIRE(copy, "the model has no compute weights");
   return copy;
 }
