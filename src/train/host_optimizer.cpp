@@ -31,7 +31,7 @@ void round_to_real(const float* x, Real* out, int64_t n, int threads) {
     auto part = [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
         const std::uint16_t bits = bf16_bits(x[i]);
-        std::memcpy(out + i, &bits, sizeof bits);
+        std::memcpy(static_cast<void*>(out + i), &bits, sizeof bits);  // Real as its 16 bits
       }
     };
     const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(threads, n / 65536 + 1));
