@@ -87,7 +87,9 @@ ModelBuffers model_buffers(const ModelConfig& model, const ParameterLayout& layo
   buffers.slots = slots;
   buffers.grads = std::max(buffer_size, layout.total());
   buffers.params = params_on_device(precision, master_on_host) ? buffers.grads : 0;
-  buffers.compute_weights = precision.compute_copy() ? layout.total() : 0;
+  // With the master on the host the optimizer writes the compute copy itself, and with ZeRO-1 all-gathers
+  // it in dp equal slices: it is then padded like params (the padding, < dp elements, stays 0).
+  buffers.compute_weights = precision.compute_copy() ? (master_on_host ? buffers.grads : layout.total()) : 0;
   buffers.attention_scratch = attention_scratch_size(max_batch, model.seq_len, C_local, heads_local, precision);
   buffers.tokens = slots * N;
   buffers.real_bytes = precision.real_bytes;

@@ -50,6 +50,9 @@ class SelfCommunicator : public Communicator {
     copy(recv, send, recv_count);
   }
   void all_gather(const float* send, float* recv, std::size_t send_count) override { copy(recv, send, send_count); }
+  void all_gather_bytes(const void* send, void* recv, std::size_t send_bytes) override {
+    if (send != recv && send_bytes > 0) copy_memory(recv, send, send_bytes);
+  }
   void send_bytes(const void*, std::size_t, int peer) override { no_peer(peer); }
   void recv_bytes(void*, std::size_t, int peer) override { no_peer(peer); }
   void send_recv_bytes(const void*, std::size_t, int send_peer, void*, std::size_t, int) override {
@@ -98,12 +101,16 @@ class MpiCommunicator : public Communicator {
   }
 
   void all_gather(const float* send, float* recv, std::size_t send_count) override {
-    HostStage recv_host(recv, size_ * send_count * sizeof(float), true);
-    const bool inside = send == recv + rank_ * send_count;  // this rank's block of recv already
-    HostStage send_host(inside ? nullptr : send, inside ? 0 : send_count * sizeof(float), true);
-    auto* recv_data = static_cast<float*>(recv_host.get());
-    all_gather_host(inside ? recv_data + rank_ * send_count : static_cast<const float*>(send_host.get()), recv_data,
-                    send_count);
+    all_gather_bytes(send, recv, send_count * sizeof(float));  // a gather moves bytes: the same bits
+  }
+
+  void all_gather_bytes(const void* send, void* recv, std::size_t send_bytes) override {
+    HostStage recv_host(recv, size_ * send_bytes, true);
+    const bool inside = send == static_cast<const char*>(recv) + rank_ * send_bytes;  // this rank's block of recv
+    HostStage send_host(inside ? nullptr : send, inside ? 0 : send_bytes, true);
+    auto* recv_data = static_cast<char*>(recv_host.get());
+    all_gather_host(inside ? recv_data + rank_ * send_bytes : static_cast<const char*>(send_host.get()), recv_data,
+                    send_bytes);
     recv_host.write_back();
   }
 
@@ -168,20 +175,21 @@ class MpiCommunicator : public Communicator {
     }
   }
 
-  void all_gather_host(const float* send, float* recv, std::size_t send_count) {
-    if (send_count <= max_chunk) {  // MPI's own layout; a send slice inside recv is MPI_IN_PLACE
-      const void* source = send == recv + rank_ * send_count ? MPI_IN_PLACE : send;
-      XP_MPI_CHECK(MPI_Allgather(source, static_cast<int>(send_count), MPI_FLOAT, recv, static_cast<int>(send_count),
-                                 MPI_FLOAT, comm_));
+  void all_gather_host(const char* send, char* recv, std::size_t send_bytes) {
+    if (send_bytes <= max_chunk) {  // MPI's own layout; a send slice inside recv is MPI_IN_PLACE
+      const void* source = send == recv + rank_ * send_bytes ? MPI_IN_PLACE : send;
+      XP_MPI_CHECK(MPI_Allgather(source, static_cast<int>(send_bytes), MPI_BYTE, recv, static_cast<int>(send_bytes),
+                                 MPI_BYTE, comm_));
       return;
     }
-    for (std::size_t offset = 0; offset < send_count; offset += staging_chunk) {
-      const std::size_t n = std::min(staging_chunk, send_count - offset);
-      std::vector<float> block(n * size_);
-      XP_MPI_CHECK(MPI_Allgather(send + offset, static_cast<int>(n), MPI_FLOAT, block.data(), static_cast<int>(n),
-                                 MPI_FLOAT, comm_));
+    const std::size_t chunk_bytes = staging_chunk * sizeof(float);
+    for (std::size_t offset = 0; offset < send_bytes; offset += chunk_bytes) {
+      const std::size_t n = std::min(chunk_bytes, send_bytes - offset);
+      std::vector<char> block(n * size_);
+      XP_MPI_CHECK(MPI_Allgather(send + offset, static_cast<int>(n), MPI_BYTE, block.data(), static_cast<int>(n),
+                                 MPI_BYTE, comm_));
       for (int r = 0; r < size_; ++r)
-        std::copy(block.data() + r * n, block.data() + (r + 1) * n, recv + r * send_count + offset);
+        std::copy(block.data() + r * n, block.data() + (r + 1) * n, recv + r * send_bytes + offset);
     }
   }
 

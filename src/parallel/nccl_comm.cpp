@@ -50,6 +50,11 @@ class NcclCommunicator : public Communicator {
     XP_NCCL_CHECK(ncclAllGather(send, recv, send_count, ncclFloat32, comm_, stream_));
   }
 
+  // The same layout in bytes (any element type; no arithmetic, so ncclChar).
+  void all_gather_bytes(const void* send, void* recv, std::size_t send_bytes) override {
+    XP_NCCL_CHECK(ncclAllGather(send, recv, send_bytes, ncclChar, comm_, stream_));
+  }
+
   // One operation each, so no group is needed; the peer must post the matching call with this count.
   void send_bytes(const void* data, std::size_t bytes, int peer) override {
     XP_REQUIRE(peer != rank_, "nccl send: a rank cannot send to itself outside a group");

@@ -16,11 +16,11 @@ ZeroShard zero_shard(int64_t parameters, int dp, int dp_rank, bool zero) {
   return {dp_rank * slice, (dp_rank + 1) * slice, slice * dp};
 }
 
-OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero, bool offload, bool overlap) {
+OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero, bool offload, bool overlap, bool compute_copy) {
   OptimizerBuffers buffers;
   buffers.moments = offload ? 0 : std::max<int64_t>(0, shard.size());
   buffers.shard_grads = zero ? shard.size() : 0;
-  if (offload) buffers.host = offload_buffers(shard.size(), offload_chunk_floats, overlap);
+  if (offload) buffers.host = offload_buffers(shard.size(), offload_chunk_floats, overlap, compute_copy);
   return buffers;
 }
 
@@ -61,6 +61,14 @@ void DistributedOptimizer::publish_master_weights() {
   copy_memory(weights + shard_.begin, host_adamw_->master.data(), sizeof(float) * size_t(shard_.size()));
   if (zero_) grid_.dp().all_gather(weights + shard_.begin, weights, shard_.size());
   model_.refresh_compute_weights();
+}
+
+Real* DistributedOptimizer::compute_weights() const {
+  Real* copy = model_.compute_weights_copy();
+  // fp32 builds compute with params themselves (Real is float there; the cast is the identity).
+  if (!copy && real_is_float) copy = reinterpret_cast<Real*>(model_.params.data());
+  XP_REQUIRE(copy, "the model has no compute weights");
+  return copy;
 }
 
 const float* DistributedOptimizer::reduced_grads() const {
@@ -107,14 +115,14 @@ double DistributedOptimizer::grad_norm_squared_part() const {
 
 void DistributedOptimizer::step(double lr, double grad_scale) {
   if (host_adamw_) {
-    // The updated master chunks land in the model's fp32_weights() (params, or the gradient buffer: each
-    // chunk of gradients is read before its weights overwrite it); the compute copy follows them.
-    float* weights = model_.fp32_weights().data();
+    // The updated weights come back as the compute copy (bf16 builds: rounded on the host; fp32: params),
+    // then ZeRO-1 all-gathers that: no fp32 weights on the device, none converted there. The gradient
+    // buffer keeps the step's gradients until the next zero_grads().
+    Real* compute = compute_weights();
     wait_before_host_reads();
     const bool copied = copies_ && copies_->finish();
-    host_adamw_->step(reduced_grads(), weights + shard_.begin, lr, grad_scale, copied);
-    if (zero_) grid_.dp().all_gather(weights + shard_.begin, weights, shard_.size());
-    model_.refresh_compute_weights();
+    host_adamw_->step(reduced_grads(), compute + shard_.begin, lr, grad_scale, copied);
+    if (zero_) grid_.dp().all_gather_elements(compute + shard_.begin, compute, shard_.size());
     return;
   }
   if (!zero_) {  // the update writes the compute weights of the whole buffer too

@@ -22,7 +22,8 @@ StageMemory stage_memory(const Config& config, const Layout& layout, const Stage
       model_buffers(config.model, table, config.train.batch_size, slots, config.parallel.recompute, shard.buffer_size,
                     precision, config.parallel.optimizer_offload);
   const OptimizerBuffers optimizer = optimizer_buffers(shard, zero, config.parallel.optimizer_offload,
-                                                       overlaps_offload_copies(config.parallel, layout.dp));
+                                                       overlaps_offload_copies(config.parallel, layout.dp),
+                                                       precision.compute_copy());
 
   StageMemory memory;
   memory.stage = stage;
@@ -33,8 +34,10 @@ StageMemory stage_memory(const Config& config, const Layout& layout, const Stage
   memory.grads = model.grad_bytes() + 4.0 * optimizer.shard_grads;
   memory.optimizer = 2 * 4.0 * optimizer.moments;
   memory.activations = model.activation_bytes();
-  memory.host = 4.0 * (3 * optimizer.host.state + optimizer.host.staging);
-  memory.offload_traffic = 2 * 4.0 * optimizer.host.state;
+  memory.host = 4.0 * (3 * optimizer.host.state + optimizer.host.staging) +
+                double(precision.real_bytes) * optimizer.host.real_staging;
+  // fp32 gradients down, the compute copy's Real weights up (fp32 params on the fp32 build).
+  memory.offload_traffic = (4.0 + precision.real_bytes) * optimizer.host.state;
   const double boundary = double(config.train.batch_size) * config.model.seq_len * config.model.n_embd;
   if (layout.pp > 1) memory.comm_buffers += 2 * boundary * precision.real_bytes;
   if (precision.gpu && layout.dp > 1) memory.comm_buffers += std::min(25e6, memory.parameters) * 4.0;

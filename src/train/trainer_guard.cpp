@@ -32,7 +32,7 @@ void Trainer::roll_back(const DataCursor& past_bad) {
       optimizer_->load_chunk(AdamMoment::Master, begin, begin + int64_t(kept_.params.size()), kept_.params.data());
     else
       copy_from_host(kept_.params.data(), 0, model_->layout().total(), 0, model_->params);
-    optimizer_->weights_loaded();  // the compute copy (and with offload the device's fp32 staging) follow
+    optimizer_->weights_loaded();  // the compute copy follows (with offload through the device's fp32 staging)
     optimizer_->load_chunk(AdamMoment::ExpAvg, begin, begin + int64_t(kept_.exp_avg.size()), kept_.exp_avg.data());
     optimizer_->load_chunk(AdamMoment::ExpAvgSq, begin, begin + int64_t(kept_.exp_avg_sq.size()),
                            kept_.exp_avg_sq.data());

@@ -78,6 +78,24 @@ TEST(MpiCommunicator, ReduceScatterThenAllGatherInPlace) {
   for (int i = 0; i < size * slice; ++i) EXPECT_EQ(all[i], size * float(i) + ranks_sum);
 }
 
+// The compute copy's all-gather under optimizer offload: Real elements (bf16 where Real is bf16) as raw
+// bytes, in place as ZeRO-1 does it and from a separate buffer, at an odd element count (5 bf16: 10 bytes,
+// not a multiple of 4). Every element's bits arrive unchanged, including ones no float sum would keep.
+TEST(MpiCommunicator, AllGatherElementsKeepsTheBits) {
+  auto comm = make_mpi_communicator(MPI_COMM_WORLD);
+  const int rank = comm->rank(), size = comm->size();
+  const int slice = 5;
+  auto value = [](int i) { return to_real(1.0f + 0.0078125f * float(i) - 3.0f * float(i % 3)); };
+  std::vector<Real> all(size * slice, to_real(-1.0f));
+  for (int j = 0; j < slice; ++j) all[rank * slice + j] = value(rank * slice + j);
+  comm->all_gather_elements(all.data() + rank * slice, all.data(), slice);
+  for (int i = 0; i < size * slice; ++i) EXPECT_EQ(to_float(all[i]), to_float(value(i))) << "element " << i;
+  std::vector<Real> mine(slice), gathered(size * slice, to_real(-1.0f));
+  for (int j = 0; j < slice; ++j) mine[j] = value(rank * slice + j);
+  comm->all_gather_elements(mine.data(), gathered.data(), slice);
+  for (int i = 0; i < size * slice; ++i) EXPECT_EQ(to_float(gathered[i]), to_float(value(i))) << "element " << i;
+}
+
 // A buffer in the default memory space (device memory on GPU builds) holding `values`, and its contents.
 FloatBuffer buffer_of(const std::vector<float>& values) {
   FloatBuffer buffer("values", values.size());
@@ -120,6 +138,9 @@ void expect_collectives_of_one_rank_return_the_input(Communicator& comm) {
   comm.reduce_scatter_sum(gathered.data(), gathered.data(), input.size());  // in place, as ZeRO-1 at dp = 1
   comm.all_gather(gathered.data(), gathered.data(), input.size());
   EXPECT_EQ(contents(gathered), input) << "in place";
+  FloatBuffer bytes("bytes", input.size());
+  comm.all_gather_elements(data.data(), bytes.data(), input.size());
+  EXPECT_EQ(contents(bytes), input) << "all-gather of elements of one rank is a copy";
 }
 
 TEST(SelfCommunicator, CollectivesOfOneRankReturnTheInput) {

@@ -58,13 +58,16 @@ TEST(FitCheck, OffloadMovesTheOptimizerStateToTheHost) {
   const double P = on_device.parameters, slice = std::ceil(P / 2);
   EXPECT_EQ(on_device.host, 0);
   EXPECT_EQ(offloaded.optimizer, 0);
-  // Master weights, m and v of the ZeRO-1 slice, and the gradient chunk (the whole slice: it is small).
-  EXPECT_EQ(offloaded.host, 4.0 * (3 * slice + slice));
-  // The device keeps the bf16 compute copy of the weights, no fp32 params (the ZeRO-padded 2 · slice).
-  EXPECT_EQ(offloaded.weights, 2.0 * P);
-  EXPECT_EQ(offloaded.weights, on_device.weights - 4.0 * (2 * slice));
-  // + the slice's grads, - the fp32 params
-  EXPECT_EQ(offloaded.total, on_device.total - on_device.optimizer + 4.0 * slice - 4.0 * (2 * slice));
+  // Master weights, m and v of the ZeRO-1 slice, the gradient chunk (the whole slice: it is small) and
+  // the bf16 chunk the weights go back as (the whole slice too).
+  EXPECT_EQ(offloaded.host, 4.0 * (3 * slice + slice) + 2.0 * slice);
+  // The device keeps the bf16 compute copy of the weights, no fp32 params; the compute copy is ZeRO-padded
+  // to 2 · slice, as the optimizer all-gathers it in dp equal slices.
+  EXPECT_EQ(offloaded.weights, 2.0 * (2 * slice));
+  EXPECT_EQ(offloaded.weights, on_device.weights - 4.0 * (2 * slice) + 2.0 * (2 * slice - P));
+  // + the slice's grads, - the fp32 params, + the compute copy's padding
+  EXPECT_EQ(offloaded.total,
+            on_device.total - on_device.optimizer + 4.0 * slice - 4.0 * (2 * slice) + 2.0 * (2 * slice - P));
 }
 
 TEST(FitCheck, CpuBuildsCountHostAndDeviceInOneRam) {
@@ -88,11 +91,12 @@ TEST(FitCheck, FortyBillionFitsEightGpusWithOffload) {
   for (const StageMemory& s : plan.stages) {
     EXPECT_EQ(s.optimizer, 0);
     EXPECT_EQ(s.weights, 2.0 * s.parameters);  // the bf16 compute copy only: the fp32 master is on the host
-    EXPECT_EQ(s.host, 4.0 * 4 * s.parameters);  // master, m, v and (dp = 1: overlapped copies) the gradients
+    // master, m, v, (dp = 1: overlapped copies) the gradients, and the 32 MiB bf16 chunk of weights going back
+    EXPECT_EQ(s.host, 4.0 * 4 * s.parameters + 2.0 * (16 << 20));
   }
   // Without the overlap: one 64 MiB gradient chunk instead of the host copy.
   for (const StageMemory& s : estimate_memory(deck("gpt2_40b.in", {"offload_overlap=false"}), layout, true).stages)
-    EXPECT_EQ(s.host, 4.0 * (3 * s.parameters + (16 << 20)));
+    EXPECT_EQ(s.host, 4.0 * (3 * s.parameters + (16 << 20)) + 2.0 * (16 << 20));
   EXPECT_NE(dry_run_report(config, 8, true).find("GPU: bf16 weights (fp32 master in host memory)"), std::string::npos);
   const double per_node = host_of_world(plan, layout);  // 8 ranks: one node
   EXPECT_EQ(plan.host_per_node, per_node);
@@ -157,9 +161,14 @@ TEST(FitCheck, AdvisorSaysWhatOffloadCosts) {
   const MemoryPlan plan = estimate_memory(config, layout_of(1, 1, 1), true);
   ASSERT_FALSE(plan.fits);
   EXPECT_EQ(plan.advice.rfind("set optimizer_offload = true [cost: host memory", 0), 0u) << plan.advice;
-  // 8 B per parameter cross PCIe each step: the fp32 gradients down, the updated weights up.
+  // 6 B per parameter cross PCIe each step: the fp32 gradients down, the updated weights up as bf16.
+  Config offloaded = config;
+  offloaded.parallel.optimizer_offload = true;
+  const StageMemory s = estimate_memory(offloaded, layout_of(1, 1, 1), true).stages.at(0);
+  EXPECT_EQ(s.offload_traffic, 6.0 * s.parameters);
+  EXPECT_EQ(estimate_memory(offloaded, layout_of(1, 1, 1), false).stages.at(0).offload_traffic, 8.0 * s.parameters);
   char traffic[64];
-  std::snprintf(traffic, sizeof traffic, "~%.1f GB per step per rank over PCIe", 8.0 * plan.stages[0].parameters / 1e9);
+  std::snprintf(traffic, sizeof traffic, "~%.1f GB per step per rank over PCIe", 6.0 * plan.stages[0].parameters / 1e9);
   EXPECT_NE(plan.advice.find(traffic), std::string::npos) << plan.advice;
 }
 

@@ -57,7 +57,8 @@ struct ModelBuffers {
   int64_t params = 0;             // floats of the fp32 weights on the device (padded to buffer_size); 0 where
                                   // the master weights live in host memory and a compute copy serves (offload)
   int64_t grads = 0;              // floats of the fp32 gradients: the parameters, padded to buffer_size
-  int64_t compute_weights = 0;    // Real elements of the bf16 compute copy; 0 where params serve (fp32)
+  int64_t compute_weights = 0;    // Real elements of the bf16 compute copy; 0 where params serve (fp32);
+                                  // padded to buffer_size where the master lives on the host (offload)
   int64_t attention_scratch = 0;  // floats
   int64_t tokens = 0;             // int32 of the inputs and of the targets each: slots · max_batch · T
   int real_bytes = 4;             // sizeof(Real) of the build planned for

@@ -87,9 +87,9 @@ class GPT2 {
   void refresh_compute_weights();
   // The whole fp32 weights of this rank on the device (params' layout, buffer_size floats): params; or,
   // where no params are allocated (offload with a compute copy), the gradient buffer lent as their
-  // device staging. A loan is valid only between a step's optimizer update and the next zero_grads():
-  // the fp32 values pass through it on their way to the compute copy (init, a resume, a rollback, the
-  // ZeRO-1 all-gather), and gradients overwrite them.
+  // device staging. A loan is valid only until the next zero_grads(): the fp32 values pass through it on
+  // their way to the compute copy on a load (init, a resume, init_from, a rollback), and gradients
+  // overwrite them. A step lends nothing: the offloaded optimizer writes the compute copy itself.
   FloatBuffer& fp32_weights() { return params.size() > 0 ? params : grads; }
   bool params_on_device() const { return params.size() > 0; }
   // The bf16 copy (same layout as params), or null where params themselves are used.

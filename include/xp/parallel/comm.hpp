@@ -74,6 +74,13 @@ class Communicator {
     send_recv_bytes(send_data, send_count * sizeof(T), send_peer, recv_data, recv_count * sizeof(T), recv_peer);
   }
 
+  // Every rank's `count` elements into recv (size() · count), in rank order, as raw bytes (no arithmetic:
+  // any element type; the bf16 compute copy of the weights under optimizer offload).
+  template <class T>
+  void all_gather_elements(const T* send, T* recv, std::size_t count) {
+    all_gather_bytes(send, recv, count * sizeof(T));
+  }
+
   // fp32 only (gradients, master weights).
   // recv (recv_count) = this rank's slice of Σ send (size() · recv_count).
   virtual void reduce_scatter_sum(const float* send, float* recv, std::size_t recv_count) = 0;
@@ -82,6 +89,7 @@ class Communicator {
 
   // What the typed front calls; each backend implements these.
   virtual void all_reduce(void* data, std::size_t count, DataType type, ReduceOp op) = 0;
+  virtual void all_gather_bytes(const void* send, void* recv, std::size_t send_bytes) = 0;
   virtual void send_bytes(const void* data, std::size_t bytes, int peer) = 0;
   virtual void recv_bytes(void* data, std::size_t bytes, int peer) = 0;
   virtual void send_recv_bytes(const void* send_data, std::size_t send_bytes, int send_peer, void* recv_data,

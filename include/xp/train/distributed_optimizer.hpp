@@ -5,9 +5,10 @@
 // global squared gradient norm, runs AdamW on this rank's range of the flat buffer (all of it, or its
 // slice), all-gathers the updated slices and refreshes the bf16 compute weights. With optimizer offload
 // the AdamW state of the range — fp32 master weights and both moments — lives in host memory only and the
-// update runs there (HostAdamW); on builds with a compute copy the device then holds no fp32 weights but
-// in the gradient buffer lent between steps (GPT2::fp32_weights()): the updated master chunks go there,
-// are all-gathered there (ZeRO-1) and become the compute copy. On the fp32 CPU build params are the
+// update runs there (HostAdamW); on builds with a compute copy the device then holds no fp32 weights: a
+// step's updated master chunks come back already rounded, as the compute copy, and ZeRO-1 all-gathers
+// that (bf16, half the bytes). Only a load (init, a resume, init_from, a rollback) passes fp32 values
+// through the gradient buffer lent for it (GPT2::fp32_weights()) to convert them on the device. On the fp32 CPU build params are the
 // compute copy, so they stay (the "device" of that build is the same RAM as the host).
 //
 // The checkpoint, init_from and the step guard see the master weights as one more optimizer state
@@ -54,7 +55,10 @@ struct OptimizerBuffers {
   OffloadBuffers host;      // with offload: master weights, m, v and the gradient chunk or copy (Host); else 0
 };
 // `overlap`: offload's gradient staging is the whole range's host copy (overlaps_offload_copies).
-OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero, bool offload = false, bool overlap = false);
+// `compute_copy`: the build planned for has a bf16 compute copy (Precision::compute_copy()), which
+// offload's weights go back as through a Real chunk.
+OptimizerBuffers optimizer_buffers(const ZeroShard& shard, bool zero, bool offload = false, bool overlap = false,
+                                   bool compute_copy = !real_is_float);
 
 // Where the optimizer keeps its state: on the device with the model (threads unused), or offloaded to
 // host memory and updated by `threads` host threads.
@@ -119,6 +123,7 @@ class DistributedOptimizer {
 
  private:
   const float* reduced_grads() const;  // the dp-summed gradients of [begin, end)
+  Real* compute_weights() const;       // the model's compute copy: compute_weights_copy(), or params (fp32)
   // Offload: this rank's master range into the model's fp32_weights(), all-gathered over dp with ZeRO-1,
   // then the compute copy from them.
   void publish_master_weights();

@@ -41,18 +41,23 @@ using PinnedSpace = Kokkos::CudaHostPinnedSpace;
 using PinnedSpace = Kokkos::HostSpace;
 #endif
 using PinnedFloats = Kokkos::View<float*, PinnedSpace>;
+using PinnedReals = Kokkos::View<Real*, PinnedSpace>;
 
 // Floats of the gradient staging chunk (64 MiB): large enough for full PCIe speed, small enough to stay
 // out of the memory plan's way.
 constexpr int64_t offload_chunk_floats = int64_t{16} << 20;
 
-// Floats the offloaded optimizer keeps in host memory for a range of `size` parameters. `whole`: the
+// What the offloaded optimizer keeps in host memory for a range of `size` parameters. `whole`: the
 // gradient staging holds the whole range (the gradient copy the backward fills: GradientCopies).
+// `compute_copy`: the build (planned for) has a bf16 compute copy, which the weights go back as, through
+// a Real chunk (precision.hpp's Precision::compute_copy()).
 struct OffloadBuffers {
-  int64_t state = 0;    // of the master weights, of m and of v each
-  int64_t staging = 0;  // the gradient chunk, or with `whole` the range's gradients
+  int64_t state = 0;         // floats of the master weights, of m and of v each
+  int64_t staging = 0;       // floats: the gradient chunk, or with `whole` the range's gradients
+  int64_t real_staging = 0;  // Real elements: one chunk of rounded weights on their way back; 0 on fp32
 };
-OffloadBuffers offload_buffers(int64_t size, int64_t chunk = offload_chunk_floats, bool whole = false);
+OffloadBuffers offload_buffers(int64_t size, int64_t chunk = offload_chunk_floats, bool whole = false,
+                               bool compute_copy = !real_is_float);
 
 class HostAdamW {
  public:
@@ -67,11 +72,11 @@ class HostAdamW {
   // initial weights GPT2::init_weights wrote there. Later loads (a resume, a rollback) write `master`.
   void load_weights(const float* weights);
   // One update from grads[0, end - begin) × grad_scale (device memory on GPU builds); the updated master
-  // weights are copied to weights[0, end - begin). `weights` may be `grads` itself: each chunk of gradients
-  // is copied out before its updated weights are written back.
+  // weights, rounded to Real, are copied to compute[0, end - begin) (the compute copy's range; params on
+  // the fp32 build, which `grads` must not be).
   // `grads_on_host`: gradient_copy() holds the step's gradients already (GradientCopies filled it during
   // the backward); `grads` is not read then.
-  void step(const float* grads, float* weights, double lr, double grad_scale, bool grads_on_host = false);
+  void step(const float* grads, Real* compute, double lr, double grad_scale, bool grads_on_host = false);
   // The host copy of the range's gradients where the staging holds all of them (whole_grads), else null.
   float* gradient_copy() { return whole_ ? staging_.data() : nullptr; }
   void set_steps_taken(int64_t steps) { steps_taken_ = steps; }
@@ -84,6 +89,7 @@ class HostAdamW {
   std::vector<int64_t> segment_ends_;  // of the range's decay segments (host arrays: the update runs here)
   std::vector<int8_t> segment_decay_;
   PinnedFloats staging_;  // one chunk of gradients, or (whole_) all of the range's
+  PinnedReals real_staging_;  // one chunk of weights rounded to Real (bf16 builds; empty on fp32)
   bool whole_ = false;
   TrainConfig train_;
   int64_t begin_, end_;
