@@ -1,5 +1,7 @@
 #include "xp/core/thread_pool.hpp"
 
+#include <algorithm>
+
 namespace xp {
 
 ThreadPool::ThreadPool(int threads) {
@@ -28,6 +30,14 @@ void ThreadPool::run(int parts, const std::function<void(int)>& work) {
   std::unique_lock<std::mutex> lock(mutex_);
   finished_.wait(lock, [&] { return busy_ == 0; });
   work_ = nullptr;
+}
+
+void ThreadPool::run_ranges(int64_t n, int64_t min_part, const std::function<void(int64_t, int64_t)>& work) {
+  if (n <= 0) return;
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(size(), n / std::max<int64_t>(1, min_part)));
+  const int64_t part = (n + parts - 1) / parts;
+  if (parts == 1) return work(0, n);
+  run(static_cast<int>(parts), [&](int p) { work(p * part, std::min(n, (p + 1) * part)); });
 }
 
 void ThreadPool::serve(int thread) {

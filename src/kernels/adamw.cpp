@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <thread>
 #include <vector>
 
 #include "kernels/cuda/adamw_math.hpp"
@@ -112,7 +111,7 @@ void adamw_update_segments(float* params, float* m, float* v, const float* grads
 
 void adamw_update_segments_host(float* params, float* m, float* v, const float* grads, int64_t first, int64_t last,
                                 const int64_t* segment_ends, const int8_t* decay, int segments,
-                                const AdamWHyper& hyper, int threads) {
+                                const AdamWHyper& hyper, ThreadPool& threads) {
   const AdamWElement update(hyper);
   const float weight_decay = hyper.weight_decay;
   auto part = [&](int64_t lo, int64_t hi) {
@@ -126,15 +125,8 @@ void adamw_update_segments_host(float* params, float* m, float* v, const float* 
       begin = end;
     }
   };
-  // Parts of at least 64 Ki elements: a thread's start costs more than a smaller part's update.
-  const int64_t n = last - first;
-  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(threads, n / 65536 + 1));
-  const int64_t chunk = (n + workers - 1) / workers;
-  std::vector<std::thread> pool;
-  for (int64_t w = 1; w < workers; ++w)
-    pool.emplace_back(part, first + w * chunk, first + std::min(n, (w + 1) * chunk));
-  part(first, first + std::min(n, chunk));
-  for (std::thread& thread : pool) thread.join();
+  // Parts of at least 64 Ki elements: waking a thread costs more than a smaller part's update.
+  threads.run_ranges(last - first, 65536, [&](int64_t lo, int64_t hi) { part(first + lo, first + hi); });
 }
 
 }  // namespace xp

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "xp/core/allocation.hpp"
@@ -23,9 +22,9 @@ OffloadBuffers offload_buffers(int64_t size, int64_t chunk, bool whole, bool com
 
 namespace {
 
-// out[i] = to_real(x[i]) for i < n on `threads` host threads: bf16 round to nearest even (bf16_bits, the
+// out[i] = to_real(x[i]) for i < n on the host threads of `threads`: bf16 round to nearest even (bf16_bits, the
 // emulated Real's own rule and __float2bfloat16_rn's for finite values), written as Real's 16 bits.
-void round_to_real(const float* x, Real* out, int64_t n, int threads) {
+void round_to_real(const float* x, Real* out, int64_t n, ThreadPool& threads) {
   if constexpr (!real_is_float) {
     static_assert(real_is_float || sizeof(Real) == sizeof(std::uint16_t), "the compute copy is bf16");
     auto part = [&](int64_t lo, int64_t hi) {
@@ -34,12 +33,7 @@ void round_to_real(const float* x, Real* out, int64_t n, int threads) {
         std::memcpy(static_cast<void*>(out + i), &bits, sizeof bits);  // Real as its 16 bits
       }
     };
-    const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(threads, n / 65536 + 1));
-    const int64_t chunk = (n + workers - 1) / workers;
-    std::vector<std::thread> pool;
-    for (int64_t w = 1; w < workers; ++w) pool.emplace_back(part, w * chunk, std::min(n, (w + 1) * chunk));
-    part(0, std::min(n, chunk));
-    for (std::thread& thread : pool) thread.join();
+    threads.run_ranges(n, 65536, [&](int64_t lo, int64_t hi) { part(lo, hi); });
   } else {
     std::copy(x, x + n, out);
   }

@@ -2,7 +2,9 @@
 // the documented split names, across many runs of one pool (no lost or doubled wake-ups).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -31,6 +33,22 @@ TEST(ThreadPool, EveryPartRunsOncePerRunOnItsThread) {
         }
       }
     }
+  }
+}
+
+TEST(ThreadPool, RangesCoverOnceInPartsOfAtLeastTheMinimum) {
+  ThreadPool pool(4);
+  for (int64_t n : {0, 1, 7, 99, 100, 101, 399, 400, 401, 100000}) {
+    std::vector<std::atomic<int>> covered(n);
+    std::atomic<int> parts{0};
+    pool.run_ranges(n, 100, [&](int64_t lo, int64_t hi) {
+      EXPECT_LT(lo, hi);
+      if (n >= 100) EXPECT_GE(hi - lo, 100 - 3) << n;  // equal parts of ceil(n / parts), the last shorter
+      for (int64_t i = lo; i < hi; ++i) covered[i].fetch_add(1);
+      parts.fetch_add(1);
+    });
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(covered[i].load(), 1) << n << " at " << i;
+    EXPECT_EQ(parts.load(), n == 0 ? 0 : std::max<int64_t>(1, std::min<int64_t>(4, n / 100))) << n;
   }
 }
 

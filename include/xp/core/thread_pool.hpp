@@ -21,6 +21,9 @@ class ThreadPool {
   // Calls work(part) for every part in [0, parts): part p on thread p % size() (the caller is thread 0),
   // and returns when all have returned. One run at a time; work must not throw.
   void run(int parts, const std::function<void(int part)>& work);
+  // Calls work(lo, hi) on contiguous parts of [0, n), one per thread, each at least min_part long (so a
+  // small n takes fewer threads: waking one costs more than a short part's work).
+  void run_ranges(int64_t n, int64_t min_part, const std::function<void(int64_t lo, int64_t hi)>& work);
 
  private:
   void serve(int thread);

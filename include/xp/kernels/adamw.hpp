@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "xp/core/precision.hpp"
+#include "xp/core/thread_pool.hpp"
 
 namespace xp {
 
@@ -26,13 +27,13 @@ void adamw_update_segments(float* params, float* m, float* v, const float* grads
                            Real* compute = nullptr);
 
 // The same on host memory for the elements [first, last) of the n = segment_ends[segments-1] values, with
-// `threads` host threads (optimizer offload, one bounded chunk at a time): grads holds last - first values
+// the host threads of `threads` (optimizer offload, one bounded chunk at a time): grads holds last - first values
 // (grads[0] is element first's); params, m, v the whole n. Each thread takes one contiguous part and walks
 // the segments it meets with a plain loop the compiler can vectorise. Every element's arithmetic is the
 // kernels' own, so any split over threads or chunks, and either path, gives the same bits. segment_ends
 // and decay are host arrays here.
 void adamw_update_segments_host(float* params, float* m, float* v, const float* grads, int64_t first, int64_t last,
                                 const int64_t* segment_ends, const int8_t* decay, int segments,
-                                const AdamWHyper& hyper, int threads);
+                                const AdamWHyper& hyper, ThreadPool& threads);
 
 }  // namespace xp

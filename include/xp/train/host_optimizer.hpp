@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "xp/config/config.hpp"
+#include "xp/core/thread_pool.hpp"
 #include "xp/core/types.hpp"
 #include "xp/model/layout.hpp"
 
@@ -93,7 +94,7 @@ class HostAdamW {
   bool whole_ = false;
   TrainConfig train_;
   int64_t begin_, end_;
-  int threads_;
+  ThreadPool threads_;  // the rank's host threads, started once
   int64_t steps_taken_ = 0;
 };
 
