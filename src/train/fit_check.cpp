@@ -310,7 +310,7 @@ std::string format_memory_table(const MemoryPlan& plan, const Layout& layout) {
   bool grads_copy = false;  // offload_overlap (dp = 1): a host copy of all the rank's gradients
   for (const StageMemory& s : plan.stages) {
     host = std::max(host, s.host);
-    grads_copy = grads_copy || (s.host > 0 && s.host >= 16.0 * s.parameters);
+    grads_copy = grads_copy || s.host_gradient_copy;
   }
   const char* gradients = grads_copy ? "the gradients' host copy" : "one gradient chunk";
   out << "host       " << gib(host) << " GiB per rank, " << gib(plan.host_per_node) << " GiB per node ("

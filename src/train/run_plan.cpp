@@ -21,9 +21,9 @@ StageMemory stage_memory(const Config& config, const Layout& layout, const Stage
   const ModelBuffers model =
       model_buffers(config.model, table, config.train.batch_size, slots, config.parallel.recompute, shard.buffer_size,
                     precision, config.parallel.optimizer_offload);
+  const bool gradient_copy = overlaps_offload_copies(config.parallel, layout.dp);
   const OptimizerBuffers optimizer = optimizer_buffers(shard, zero, config.parallel.optimizer_offload,
-                                                       overlaps_offload_copies(config.parallel, layout.dp),
-                                                       precision.compute_copy());
+                                                       gradient_copy, precision.compute_copy());
 
   StageMemory memory;
   memory.stage = stage;
@@ -34,6 +34,7 @@ StageMemory stage_memory(const Config& config, const Layout& layout, const Stage
   memory.grads = model.grad_bytes() + 4.0 * optimizer.shard_grads;
   memory.optimizer = 2 * 4.0 * optimizer.moments;
   memory.activations = model.activation_bytes();
+  memory.host_gradient_copy = gradient_copy;
   memory.host = 4.0 * (3 * optimizer.host.state + optimizer.host.staging) +
                 double(precision.real_bytes) * optimizer.host.real_staging;
   // fp32 gradients down, the compute copy's Real weights up (fp32 params on the fp32 build).

@@ -39,6 +39,7 @@ struct StageMemory {
   // moments of its range and one gradient chunk; pinned on GPU builds). Not in `total`, which is the
   // device's; on CPU builds both are the same RAM (ram_need()).
   double host = 0;
+  bool host_gradient_copy = false;  // offload_overlap: the host holds all the range's gradients, not one chunk
   double offload_traffic = 0;  // bytes per step between device and host with offload: fp32 grads down, Real weights up
   double ram_need() const { return total + host; }  // a CPU build's whole need
   // Host memory a checkpoint save or resume adds for its duration (its staging buffer, one chunk:
