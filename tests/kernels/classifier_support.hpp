@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "kernels/cuda/classifier_math.hpp"
 #include "kernels/reference.hpp"
 
@@ -86,5 +88,22 @@ inline const std::vector<Shape> shapes = {
     {1, 7, 7, 0, classifier::block_threads},         {1, 7, 8, 7, 32},
     {5, 1, 8, 1, 32},                                {2, 4099, 4104, 2, 64},
 };
+
+// Row n of dlogits against float64 dloss·(softmax - onehot) from the exact lse; padding exactly 0. Call it
+// through ASSERT_NO_FATAL_FAILURE: the first wrong value ends the test.
+inline void check_dlogits_row(const Logits& dlogits, const Logits& logits, const Tokens& targets, const Shape& s,
+                              int n) {
+  const double exact_lse = reference_lse(logits, n, 0, s.V);
+  for (int v = 0; v < s.Vp; ++v) {
+    if (v >= s.V) {
+      ASSERT_EQ(dlogits.value(n, v), 0.0) << s.name() << " row " << n << " padding column " << v;
+      continue;
+    }
+    const double softmax = std::exp(logits.value(n, v) - exact_lse);
+    const double exact = dloss * (softmax - (v == targets[n] ? 1.0 : 0.0));
+    ASSERT_NEAR(dlogits.value(n, v), exact, dlogit_tolerance(exact, softmax))
+        << s.name() << " row " << n << " column " << v;
+  }
+}
 
 }  // namespace xp::test::fused_classifier
