@@ -65,9 +65,7 @@ __global__ void __launch_bounds__(32 * kDqWarps<HS>, 2)
 
   load_tile_async<kRows, HS, kThreads>(sQ, q_ptr + q0 * stride, stride, T - q0, tid);
   load_tile_async<kRows, HS, kThreads>(sdO, do_ptr + size_t(q0) * C, C, T - q0, tid);
-  load_tile_async<kKeyTile, HS, kThreads>(sK, k_ptr, stride, T, tid);
-  load_tile_async<kKeyTile, HS, kThreads>(sV, v_ptr, stride, T, tid);
-  cp_async_commit();
+  load_kv_tile_async<HS, kThreads>(sK, sV, k_ptr, v_ptr, stride, T, 0, tid);
 
   const int row0 = q0 + warp * 16;  // this warp's first query row
   bf16* sQw = sQ + warp * 16 * LD;
@@ -93,12 +91,7 @@ __global__ void __launch_bounds__(32 * kDqWarps<HS>, 2)
   for (int j = 0; j < n_tiles; ++j) {
     cp_async_wait_all();
     __syncthreads();  // tile j visible; everyone is done with the buffer tile j+1 goes to
-    if (j + 1 < n_tiles) {
-      const int kn = (j + 1) * kKeyTile, buf = (j + 1) % 2;
-      load_tile_async<kKeyTile, HS, kThreads>(sK + buf * kKeyTile * LD, k_ptr + kn * stride, stride, T - kn, tid);
-      load_tile_async<kKeyTile, HS, kThreads>(sV + buf * kKeyTile * LD, v_ptr + kn * stride, stride, T - kn, tid);
-      cp_async_commit();
-    }
+    if (j + 1 < n_tiles) load_kv_tile_async<HS, kThreads>(sK, sV, k_ptr, v_ptr, stride, T, j + 1, tid);
     if (j == 0) {
 #pragma unroll
       for (int kk = 0; kk < HS / 16; ++kk) {

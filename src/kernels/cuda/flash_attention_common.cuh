@@ -162,6 +162,18 @@ __device__ __forceinline__ void load_tile_async(bf16* dst, const bf16* src, size
   }
 }
 
+// Key tile `tile` of K and V (kKeyTile keys from tile·kKeyTile; keys ≥ T read as 0) into buffer tile % 2 of
+// the double-buffered sK, sV (row pitch HS + 8), closing the cp.async group (with whatever was issued before).
+template <int HS, int THREADS>
+__device__ __forceinline__ void load_kv_tile_async(bf16* sK, bf16* sV, const bf16* k_ptr, const bf16* v_ptr,
+                                                   size_t stride, int T, int tile, int tid) {
+  const int k0 = tile * kKeyTile, buf = tile % 2;
+  load_tile_async<kKeyTile, HS, THREADS>(sK + buf * kKeyTile * (HS + 8), k_ptr + k0 * stride, stride, T - k0, tid);
+  load_tile_async<kKeyTile, HS, THREADS>(sV + buf * kKeyTile * (HS + 8), v_ptr + k0 * stride, stride, T - k0, tid);
+  cp_async_commit();
+}
+
+
 // 16 rows × HS bf16 from a warp's staging tile (pitch HS+8) to global rows dst + r·stride, r < rows_valid.
 template <int HS>
 __device__ __forceinline__ void store_rows16(bf16* dst, size_t stride, const bf16* src, int rows_valid, int lane) {
