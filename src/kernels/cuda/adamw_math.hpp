@@ -138,7 +138,7 @@ XP_HD void update_chunk(const Arguments& a, int64_t first, Cursor cursor) {
 #if defined(__CUDA_ARCH__)
     if (a.compute) *reinterpret_cast<std::uint64_t*>(a.compute + first) = compute;
 #else
-    if (a.compute) std::memcpy(a.compute + first, &compute, sizeof compute);  // no type punning on the host
+    if (a.compute) std::memcpy(static_cast<void*>(a.compute + first), &compute, sizeof compute);  // no type punning on the host
 #endif
   } else {
     float m = a.m[first], v = a.v[first];
